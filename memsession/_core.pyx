@@ -1,0 +1,464 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: initializedcheck=False, freethreading_compatible=False
+"""Compiled session store: the Session type and the in-memory provider."""
+
+cimport cython
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
+from cpython.ref cimport PyObject
+
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    #include <windows.h>
+    static double memsession_monotonic(void) {
+        return (double)GetTickCount64() / 1000.0;
+    }
+    #else
+    #include <time.h>
+    static double memsession_monotonic(void) {
+        struct timespec ts;
+    #if defined(CLOCK_MONOTONIC_COARSE)
+        /* A few milliseconds of resolution is plenty for idle timeouts
+           and costs no syscall. */
+        if (clock_gettime(CLOCK_MONOTONIC_COARSE, &ts) == 0) {
+            return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+        }
+    #endif
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
+    #endif
+    """
+    double memsession_monotonic() nogil
+
+from collections.abc import MutableMapping as _MutableMapping
+
+
+cdef inline str _check_sid(object sid):
+    """Return sid as an exact str, or raise TypeError/ValueError."""
+    if type(sid) is not str:
+        if not isinstance(sid, str):
+            raise TypeError(f"sid must be str, not {type(sid).__name__}")
+        # A str subclass could override __eq__/__hash__ and run code
+        # inside a store operation; work on an exact copy instead.
+        sid = str.__str__(sid)
+    if not sid:
+        raise ValueError("sid must not be empty")
+    return <str>sid
+
+
+cdef inline double _as_seconds(object value, str name) except? -1.0:
+    """Convert a lifetime argument to float seconds, validating it."""
+    cdef double result
+    if type(value) is float:
+        result = <double>value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not result >= 0.0:
+        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    return result
+
+
+cdef inline double _as_time(object value) except? -1.0:
+    """Validate what an injected clock returned."""
+    cdef double result
+    if type(value) is float:
+        result = <double>value
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        raise TypeError(f"clock must return a number, not {type(value).__name__}")
+    if result != result:
+        raise ValueError("clock returned nan")
+    return result
+
+
+cdef inline str _short(str sid):
+    """The first characters of an id, for messages and reprs."""
+    return sid[:8] + "…" if len(sid) > 8 else sid
+
+
+@cython.final
+cdef class Session(dict):
+    """A session: a dict of its data plus its id and timestamps."""
+
+    cdef readonly str sid
+    cdef readonly double created
+    cdef readonly double last_used
+    # Neighbours in the provider's last-use list. Borrowed pointers: the
+    # provider's map owns every linked session, so the list adds no
+    # references and no reference cycles.
+    cdef void* _prev
+    cdef void* _next
+    # Seconds after `created` at which the cookie was last sent (Manager's).
+    cdef float _cookie_off
+    cdef unsigned short _state_bits
+    cdef unsigned char _modified
+    cdef unsigned char _stored
+
+    def __init__(self, sid):
+        """A detached session (in no store) with id sid."""
+        self.sid = _check_sid(sid)
+
+    @property
+    def modified(self):
+        """True when the data changed since the Manager handed it out."""
+        return self._modified != 0
+
+    @modified.setter
+    def modified(self, value):
+        self._modified = 1 if value else 0
+
+    @property
+    def _state(self):
+        """The Manager's bookkeeping bits for this session."""
+        return self._state_bits
+
+    @_state.setter
+    def _state(self, int value):
+        if value < 0 or value > 0xFFFF:
+            raise ValueError("_state must fit in 16 bits")
+        self._state_bits = <unsigned short>value
+
+    @property
+    def _cookie_at(self):
+        """When the Manager last sent this session's cookie (provider clock)."""
+        return self.created + <double>self._cookie_off
+
+    @_cookie_at.setter
+    def _cookie_at(self, double value):
+        self._cookie_off = <float>(value - self.created)
+
+    @property
+    def _stored_flag(self):
+        """True while the session is linked into a provider."""
+        return self._stored != 0
+
+    def _rekey(self, sid):
+        """Give a detached session a new id (the Manager's regenerate)."""
+        if self._stored:
+            raise ValueError("cannot change the id of a stored session")
+        self.sid = _check_sid(sid)
+
+    def session_id(self):
+        """The session's id."""
+        return self.sid
+
+    def set(self, key, value):
+        """Store value under key."""
+        PyDict_SetItem(self, key, value)
+        self._modified = 1
+
+    def delete(self, key):
+        """Remove key; no error when it is absent."""
+        if PyDict_GetItem(self, key) != NULL:
+            PyDict_DelItem(self, key)
+            self._modified = 1
+
+    def __setitem__(self, key, value):
+        PyDict_SetItem(self, key, value)
+        self._modified = 1
+
+    def __delitem__(self, key):
+        PyDict_DelItem(self, key)
+        self._modified = 1
+
+    def pop(self, key, *default):
+        """Remove key and return its value (or default)."""
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
+        if PyDict_GetItem(self, key) != NULL:
+            self._modified = 1
+        return dict.pop(self, key, *default)
+
+    def popitem(self):
+        """Remove and return the last inserted (key, value) pair."""
+        item = dict.popitem(self)
+        self._modified = 1
+        return item
+
+    def setdefault(self, key, default=None):
+        """Return self[key], storing default first when key is absent."""
+        cdef PyObject* found = PyDict_GetItem(self, key)
+        if found != NULL:
+            return <object>found
+        PyDict_SetItem(self, key, default)
+        self._modified = 1
+        return default
+
+    def update(self, *args, **kwargs):
+        """Update from a mapping or iterable of pairs and keyword arguments."""
+        dict.update(self, *args, **kwargs)
+        self._modified = 1
+
+    def clear(self):
+        """Remove all data."""
+        if dict.__len__(self):
+            dict.clear(self)
+            self._modified = 1
+
+    def __ior__(self, other):
+        dict.update(self, other)
+        self._modified = 1
+        return self
+
+    def __reduce__(self):
+        # A copy or pickle of a session is its data; ids stay with the store.
+        return (dict, (dict(self),))
+
+    def __repr__(self):
+        return f"Session({_short(self.sid)!r}, {dict.__repr__(self)})"
+
+
+_MutableMapping.register(Session)
+
+
+@cython.final
+cdef class MemoryProvider:
+    """Sessions in process memory: a hash map plus a last-use ordered list."""
+
+    cdef dict _map
+    cdef void* _head  # least recently used
+    cdef void* _tail  # most recently used
+    cdef object _clock
+    cdef Py_ssize_t _max_sessions
+    cdef unsigned long long _hits, _misses, _created
+    cdef unsigned long long _destroyed, _expired, _evicted
+    cdef object __weakref__
+
+    def __init__(self, *, max_sessions=None, clock=None):
+        if max_sessions is not None:
+            if isinstance(max_sessions, bool) or not isinstance(max_sessions, int):
+                raise TypeError(
+                    f"max_sessions must be an int or None, not {type(max_sessions).__name__}"
+                )
+            if max_sessions < 1:
+                raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be callable, not {type(clock).__name__}")
+        self._map = {}
+        self._head = self._tail = NULL
+        self._clock = clock
+        self._max_sessions = 0 if max_sessions is None else max_sessions
+
+    @property
+    def max_sessions(self):
+        """The capacity, or None when unbounded."""
+        return None if self._max_sessions == 0 else self._max_sessions
+
+    cdef inline double _now(self) except? -1.0:
+        if self._clock is None:
+            return memsession_monotonic()
+        return _as_time(self._clock())
+
+    cdef inline void _unlink(self, Session s):
+        if s._prev != NULL:
+            (<Session>s._prev)._next = s._next
+        else:
+            self._head = s._next
+        if s._next != NULL:
+            (<Session>s._next)._prev = s._prev
+        else:
+            self._tail = s._prev
+        s._prev = s._next = NULL
+
+    cdef inline void _append(self, Session s):
+        s._prev = self._tail
+        s._next = NULL
+        if self._tail != NULL:
+            (<Session>self._tail)._next = <void*>s
+        else:
+            self._head = <void*>s
+        self._tail = <void*>s
+
+    cdef inline void _touch(self, Session s, double now):
+        s.last_used = now
+        if self._tail != <void*>s:
+            self._unlink(s)
+            self._append(s)
+
+    cdef int _remove(self, Session s) except -1:
+        # The caller holds a reference to s, so deleting the map entry
+        # cannot run a destructor before the list and map agree again.
+        self._unlink(s)
+        s._stored = 0
+        PyDict_DelItem(self._map, s.sid)
+        return 0
+
+    cdef int _store(self, Session s, double now) except -1:
+        """Link a detached session, evicting the LRU one at capacity."""
+        cdef Session victim = None
+        s.created = s.last_used = now
+        if self._max_sessions and len(self._map) >= self._max_sessions:
+            victim = <Session>self._head
+            self._remove(victim)
+            self._evicted += 1
+        PyDict_SetItem(self._map, s.sid, s)
+        self._append(s)
+        s._stored = 1
+        self._created += 1
+        return 0
+        # victim is released on return, with the store consistent
+
+    def now(self):
+        """The provider's clock, in seconds."""
+        return self._now()
+
+    def session_init(self, sid):
+        """Create and store a new, empty session under sid."""
+        sid = _check_sid(sid)
+        cdef double now = self._now()
+        # Allocate before touching the store: allocation may run the cyclic
+        # garbage collector, and with it arbitrary destructors.
+        cdef Session s = Session.__new__(Session)
+        s.sid = sid
+        if PyDict_GetItem(self._map, sid) != NULL:
+            raise ValueError(f"session {_short(sid)!r} is live already")
+        self._store(s, now)
+        return s
+
+    def session_new(self, sid):
+        """A detached session for sid, to be stored later by session_insert."""
+        sid = _check_sid(sid)
+        cdef Session s = Session.__new__(Session)
+        s.sid = sid
+        s.created = s.last_used = self._now()
+        return s
+
+    def session_insert(self, session):
+        """Store a detached session under its own id."""
+        if type(session) is not Session:
+            raise TypeError(
+                f"session must be a memsession._core.Session, not {type(session).__name__}"
+            )
+        cdef Session s = <Session>session
+        cdef double now = self._now()
+        if s._stored:
+            raise ValueError("session is stored already")
+        if PyDict_GetItem(self._map, s.sid) != NULL:
+            raise ValueError(f"session {_short(s.sid)!r} is live already")
+        self._store(s, now)
+
+    def session_read(self, sid, max_lifetime=None):
+        """The live session for sid, marked used now; None when unknown or expired."""
+        cdef double limit = -1.0
+        cdef PyObject* found
+        cdef Session s
+        if type(sid) is not str:
+            sid = _check_sid(sid)
+        if max_lifetime is not None:
+            limit = _as_seconds(max_lifetime, "max_lifetime")
+        cdef double now = self._now()
+        found = PyDict_GetItem(self._map, sid)
+        if found == NULL:
+            self._misses += 1
+            return None
+        s = <Session>found
+        if limit >= 0.0 and now - s.last_used > limit:
+            self._remove(s)
+            self._expired += 1
+            self._misses += 1
+            return None
+        self._touch(s, now)
+        self._hits += 1
+        return s
+
+    def session_update(self, sid):
+        """Mark the session used now; False when sid is unknown."""
+        sid = _check_sid(sid)
+        cdef double now = self._now()
+        cdef PyObject* found = PyDict_GetItem(self._map, sid)
+        if found == NULL:
+            return False
+        self._touch(<Session>found, now)
+        return True
+
+    def session_destroy(self, sid):
+        """Remove the session; nothing happens when sid is unknown."""
+        sid = _check_sid(sid)
+        cdef PyObject* found = PyDict_GetItem(self._map, sid)
+        if found == NULL:
+            return None
+        cdef Session s = <Session>found
+        self._remove(s)
+        self._destroyed += 1
+
+    def session_gc(self, max_lifetime):
+        """Remove sessions idle longer than max_lifetime; return how many."""
+        cdef double limit = _as_seconds(max_lifetime, "max_lifetime")
+        cdef double now = self._now()
+        cdef Py_ssize_t removed = 0
+        cdef Session s
+        while self._head != NULL:
+            s = <Session>self._head
+            if now - s.last_used <= limit:
+                break
+            self._remove(s)
+            self._expired += 1
+            removed += 1
+        return removed
+
+    def sessions(self):
+        """Live sessions, least recently used first, without marking them used."""
+        cdef list snapshot = []
+        cdef void* node = self._head
+        while node != NULL:
+            snapshot.append(<Session>node)
+            node = (<Session>node)._next
+        return _LiveSessions(self, snapshot)
+
+    def stats(self):
+        """Counters: live, hits, misses, created, destroyed, expired, evicted."""
+        return {
+            "live": len(self._map),
+            "hits": self._hits,
+            "misses": self._misses,
+            "created": self._created,
+            "destroyed": self._destroyed,
+            "expired": self._expired,
+            "evicted": self._evicted,
+        }
+
+    cdef inline bint _holds(self, Session s):
+        cdef PyObject* found = PyDict_GetItem(self._map, s.sid)
+        return found == <PyObject*>s
+
+    def __len__(self):
+        return len(self._map)
+
+    def __contains__(self, sid):
+        if not isinstance(sid, str):
+            return False
+        return sid in self._map
+
+    def __repr__(self):
+        return f"<MemoryProvider live={len(self._map)} max_sessions={self.max_sessions}>"
+
+
+@cython.final
+cdef class _LiveSessions:
+    """Iterator over a snapshot of a provider's list, skipping removed sessions."""
+
+    cdef MemoryProvider _provider
+    cdef list _snapshot
+    cdef Py_ssize_t _pos
+
+    def __cinit__(self, MemoryProvider provider, list snapshot):
+        self._provider = provider
+        self._snapshot = snapshot
+        self._pos = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        cdef Session s
+        while self._pos < len(self._snapshot):
+            s = <Session>self._snapshot[self._pos]
+            self._pos += 1
+            if self._provider._holds(s):
+                return s
+        self._snapshot = []
+        raise StopIteration

@@ -1,0 +1,488 @@
+"""Pure-Python twin of memsession._core: same names, behaviour and messages."""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any, Optional
+
+_FLOAT32 = struct.Struct("f")
+
+
+def _check_sid(sid: object) -> str:
+    """Return sid as an exact str, or raise TypeError/ValueError."""
+    if type(sid) is not str:
+        if not isinstance(sid, str):
+            raise TypeError(f"sid must be str, not {type(sid).__name__}")
+        # A str subclass could override __eq__/__hash__ and run code
+        # inside a store operation; work on an exact copy instead.
+        sid = str.__str__(sid)
+    if not sid:
+        raise ValueError("sid must not be empty")
+    return sid
+
+
+def _as_seconds(value: object, name: str) -> float:
+    """Convert a lifetime argument to float seconds, validating it."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    if not result >= 0.0:
+        raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
+    return result
+
+
+def _as_time(value: object) -> float:
+    """Validate what an injected clock returned."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        result = float(value)
+    else:
+        raise TypeError(f"clock must return a number, not {type(value).__name__}")
+    if result != result:
+        raise ValueError("clock returned nan")
+    return result
+
+
+def _short(sid: str) -> str:
+    """The first characters of an id, for messages and reprs."""
+    return sid[:8] + "…" if len(sid) > 8 else sid
+
+
+_MISSING: Any = object()
+
+
+class Session(dict):  # type: ignore[type-arg]
+    """A session: a dict of its data plus its id and timestamps."""
+
+    __slots__ = (
+        "_sid",
+        "_created",
+        "_last_used",
+        "_prev",
+        "_next",
+        "_cookie_off",
+        "_state_bits",
+        "_modified",
+        "_stored",
+    )
+
+    def __init__(self, sid: object) -> None:
+        """A detached session (in no store) with id sid."""
+        self._sid = _check_sid(sid)
+        self._created = self._last_used = 0.0
+        self._init_fields()
+
+    def _init_fields(self) -> None:
+        self._prev: Optional[Session] = None
+        self._next: Optional[Session] = None
+        self._cookie_off = 0.0
+        self._state_bits = 0
+        self._modified = False
+        self._stored = False
+
+    @property
+    def sid(self) -> str:
+        """The session's id."""
+        return self._sid
+
+    @property
+    def created(self) -> float:
+        """When the session was stored, on the provider's clock."""
+        return self._created
+
+    @property
+    def last_used(self) -> float:
+        """When the session was last used, on the provider's clock."""
+        return self._last_used
+
+    @property
+    def modified(self) -> bool:
+        """True when the data changed since the Manager handed it out."""
+        return self._modified
+
+    @modified.setter
+    def modified(self, value: object) -> None:
+        self._modified = bool(value)
+
+    @property
+    def _state(self) -> int:
+        """The Manager's bookkeeping bits for this session."""
+        return self._state_bits
+
+    @_state.setter
+    def _state(self, value: int) -> None:
+        if not isinstance(value, int):
+            raise TypeError(f"an integer is required, not {type(value).__name__}")
+        if value < 0 or value > 0xFFFF:
+            raise ValueError("_state must fit in 16 bits")
+        self._state_bits = int(value)
+
+    @property
+    def _cookie_at(self) -> float:
+        """When the Manager last sent this session's cookie (provider clock)."""
+        return self._created + self._cookie_off
+
+    @_cookie_at.setter
+    def _cookie_at(self, value: float) -> None:
+        # Stored as a 32-bit float offset, exactly as the compiled core does.
+        self._cookie_off = _FLOAT32.unpack(_FLOAT32.pack(float(value) - self._created))[0]
+
+    @property
+    def _stored_flag(self) -> bool:
+        """True while the session is linked into a provider."""
+        return self._stored
+
+    def _rekey(self, sid: object) -> None:
+        """Give a detached session a new id (the Manager's regenerate)."""
+        if self._stored:
+            raise ValueError("cannot change the id of a stored session")
+        self._sid = _check_sid(sid)
+
+    def session_id(self) -> str:
+        """The session's id."""
+        return self._sid
+
+    def set(self, key: Any, value: Any) -> None:
+        """Store value under key."""
+        dict.__setitem__(self, key, value)
+        self._modified = True
+
+    def delete(self, key: Any) -> None:
+        """Remove key; no error when it is absent."""
+        if dict.__contains__(self, key):
+            dict.__delitem__(self, key)
+            self._modified = True
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        dict.__setitem__(self, key, value)
+        self._modified = True
+
+    def __delitem__(self, key: Any) -> None:
+        dict.__delitem__(self, key)
+        self._modified = True
+
+    def pop(self, key: Any, *default: Any) -> Any:
+        """Remove key and return its value (or default)."""
+        if len(default) > 1:
+            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
+        if dict.__contains__(self, key):
+            self._modified = True
+        return dict.pop(self, key, *default)
+
+    def popitem(self) -> tuple[Any, Any]:
+        """Remove and return the last inserted (key, value) pair."""
+        item = dict.popitem(self)
+        self._modified = True
+        return item
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        """Return self[key], storing default first when key is absent."""
+        found = dict.get(self, key, _MISSING)
+        if found is not _MISSING:
+            return found
+        dict.__setitem__(self, key, default)
+        self._modified = True
+        return default
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        """Update from a mapping or iterable of pairs and keyword arguments."""
+        dict.update(self, *args, **kwargs)
+        self._modified = True
+
+    def clear(self) -> None:
+        """Remove all data."""
+        if dict.__len__(self):
+            dict.clear(self)
+            self._modified = True
+
+    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+        dict.update(self, other)
+        self._modified = True
+        return self
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # A copy or pickle of a session is its data; ids stay with the store.
+        return (dict, (dict(self),))
+
+    def __repr__(self) -> str:
+        return f"Session({_short(self._sid)!r}, {dict.__repr__(self)})"
+
+
+def _new_session(sid: str, now: float) -> Session:
+    s = Session.__new__(Session)
+    s._sid = sid
+    s._created = s._last_used = now
+    s._init_fields()
+    return s
+
+
+MutableMapping.register(Session)
+
+
+class MemoryProvider:
+    """Sessions in process memory: a hash map plus a last-use ordered list."""
+
+    __slots__ = (
+        "_map",
+        "_head",
+        "_tail",
+        "_clock",
+        "_max_sessions",
+        "_lock",
+        "_hits",
+        "_misses",
+        "_created",
+        "_destroyed",
+        "_expired",
+        "_evicted",
+        "__weakref__",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_sessions: Optional[int] = None,
+        clock: Optional[Callable[[], float]] = None,
+    ) -> None:
+        if max_sessions is not None:
+            if isinstance(max_sessions, bool) or not isinstance(max_sessions, int):
+                raise TypeError(
+                    f"max_sessions must be an int or None, not {type(max_sessions).__name__}"
+                )
+            if max_sessions < 1:
+                raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
+        if clock is not None and not callable(clock):
+            raise TypeError(f"clock must be callable, not {type(clock).__name__}")
+        self._map: dict[str, Session] = {}
+        self._head: Optional[Session] = None
+        self._tail: Optional[Session] = None
+        self._clock = clock
+        self._max_sessions = 0 if max_sessions is None else max_sessions
+        # Reentrant: a destructor run by the cyclic collector during an
+        # allocation may call back in. Removed sessions are only released
+        # after the lock is let go, with the store consistent.
+        self._lock = threading.RLock()
+        self._hits = self._misses = self._created = 0
+        self._destroyed = self._expired = self._evicted = 0
+
+    @property
+    def max_sessions(self) -> Optional[int]:
+        """The capacity, or None when unbounded."""
+        return None if self._max_sessions == 0 else self._max_sessions
+
+    def _now(self) -> float:
+        if self._clock is None:
+            return time.monotonic()
+        return _as_time(self._clock())
+
+    def _unlink(self, s: Session) -> None:
+        if s._prev is not None:
+            s._prev._next = s._next
+        else:
+            self._head = s._next
+        if s._next is not None:
+            s._next._prev = s._prev
+        else:
+            self._tail = s._prev
+        s._prev = s._next = None
+
+    def _append(self, s: Session) -> None:
+        s._prev = self._tail
+        s._next = None
+        if self._tail is not None:
+            self._tail._next = s
+        else:
+            self._head = s
+        self._tail = s
+
+    def _touch(self, s: Session, now: float) -> None:
+        s._last_used = now
+        if self._tail is not s:
+            self._unlink(s)
+            self._append(s)
+
+    def _remove(self, s: Session) -> None:
+        self._unlink(s)
+        s._stored = False
+        del self._map[s._sid]
+
+    def _store(self, s: Session, now: float) -> Optional[Session]:
+        """Link a detached session, evicting the LRU one at capacity; return the victim."""
+        victim = None
+        s._created = s._last_used = now
+        if self._max_sessions and len(self._map) >= self._max_sessions:
+            victim = self._head
+            assert victim is not None
+            self._remove(victim)
+            self._evicted += 1
+        self._map[s._sid] = s
+        self._append(s)
+        s._stored = True
+        self._created += 1
+        return victim
+
+    def now(self) -> float:
+        """The provider's clock, in seconds."""
+        return self._now()
+
+    def session_init(self, sid: str) -> Session:
+        """Create and store a new, empty session under sid."""
+        sid = _check_sid(sid)
+        now = self._now()
+        s = _new_session(sid, now)
+        with self._lock:
+            if sid in self._map:
+                raise ValueError(f"session {_short(sid)!r} is live already")
+            victim = self._store(s, now)
+        del victim
+        return s
+
+    def session_new(self, sid: str) -> Session:
+        """A detached session for sid, to be stored later by session_insert."""
+        sid = _check_sid(sid)
+        return _new_session(sid, self._now())
+
+    def session_insert(self, session: Session) -> None:
+        """Store a detached session under its own id."""
+        if type(session) is not Session:
+            raise TypeError(
+                f"session must be a memsession._core.Session, not {type(session).__name__}"
+            )
+        now = self._now()
+        with self._lock:
+            if session._stored:
+                raise ValueError("session is stored already")
+            if session._sid in self._map:
+                raise ValueError(f"session {_short(session._sid)!r} is live already")
+            victim = self._store(session, now)
+        del victim
+
+    def session_read(self, sid: str, max_lifetime: Optional[float] = None) -> Optional[Session]:
+        """The live session for sid, marked used now; None when unknown or expired."""
+        limit = -1.0
+        if type(sid) is not str:
+            sid = _check_sid(sid)
+        if max_lifetime is not None:
+            limit = _as_seconds(max_lifetime, "max_lifetime")
+        now = self._now()
+        with self._lock:
+            s = self._map.get(sid)
+            if s is None:
+                self._misses += 1
+                return None
+            if limit >= 0.0 and now - s._last_used > limit:
+                self._remove(s)
+                self._expired += 1
+                self._misses += 1
+                expired = s
+                s = None
+            else:
+                self._touch(s, now)
+                self._hits += 1
+                return s
+        del expired
+        return None
+
+    def session_update(self, sid: str) -> bool:
+        """Mark the session used now; False when sid is unknown."""
+        sid = _check_sid(sid)
+        now = self._now()
+        with self._lock:
+            s = self._map.get(sid)
+            if s is None:
+                return False
+            self._touch(s, now)
+            return True
+
+    def session_destroy(self, sid: str) -> None:
+        """Remove the session; nothing happens when sid is unknown."""
+        sid = _check_sid(sid)
+        with self._lock:
+            s = self._map.get(sid)
+            if s is None:
+                return None
+            self._remove(s)
+            self._destroyed += 1
+        del s
+        return None
+
+    def session_gc(self, max_lifetime: float) -> int:
+        """Remove sessions idle longer than max_lifetime; return how many."""
+        limit = _as_seconds(max_lifetime, "max_lifetime")
+        now = self._now()
+        removed: list[Session] = []
+        with self._lock:
+            while self._head is not None:
+                s = self._head
+                if now - s._last_used <= limit:
+                    break
+                self._remove(s)
+                self._expired += 1
+                removed.append(s)
+            s = None
+        count = len(removed)
+        del removed
+        return count
+
+    def sessions(self) -> Iterator[Session]:
+        """Live sessions, least recently used first, without marking them used."""
+        snapshot: list[Session] = []
+        with self._lock:
+            node = self._head
+            while node is not None:
+                snapshot.append(node)
+                node = node._next
+        return _LiveSessions(self, snapshot)
+
+    def stats(self) -> dict[str, int]:
+        """Counters: live, hits, misses, created, destroyed, expired, evicted."""
+        with self._lock:
+            return {
+                "live": len(self._map),
+                "hits": self._hits,
+                "misses": self._misses,
+                "created": self._created,
+                "destroyed": self._destroyed,
+                "expired": self._expired,
+                "evicted": self._evicted,
+            }
+
+    def _holds(self, s: Session) -> bool:
+        return self._map.get(s._sid) is s
+
+    def __len__(self) -> int:
+        return len(self._map)
+
+    def __contains__(self, sid: object) -> bool:
+        if not isinstance(sid, str):
+            return False
+        return sid in self._map
+
+    def __repr__(self) -> str:
+        return f"<MemoryProvider live={len(self._map)} max_sessions={self.max_sessions}>"
+
+
+class _LiveSessions:
+    """Iterator over a snapshot of a provider's list, skipping removed sessions."""
+
+    __slots__ = ("_provider", "_snapshot", "_pos")
+
+    def __init__(self, provider: MemoryProvider, snapshot: list[Session]) -> None:
+        self._provider = provider
+        self._snapshot = snapshot
+        self._pos = 0
+
+    def __iter__(self) -> _LiveSessions:
+        return self
+
+    def __next__(self) -> Session:
+        while self._pos < len(self._snapshot):
+            s = self._snapshot[self._pos]
+            self._pos += 1
+            if self._provider._holds(s):
+                return s
+        self._snapshot = []
+        raise StopIteration

@@ -1,0 +1,25 @@
+"""Picks the session core: compiled unless told otherwise or unavailable."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import TYPE_CHECKING
+
+NO_EXTENSIONS = bool(os.environ.get("MEMSESSION_NO_EXTENSIONS")) or (
+    platform.python_implementation() != "CPython"
+)
+
+if TYPE_CHECKING:
+    from ._core_py import MemoryProvider, Session
+elif NO_EXTENSIONS:
+    from ._core_py import MemoryProvider, Session
+else:
+    try:
+        from ._core import MemoryProvider, Session
+    except ImportError:
+        from ._core_py import MemoryProvider, Session
+
+IMPLEMENTATION = "python" if MemoryProvider.__module__.endswith("_core_py") else "cython"
+
+__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "MemoryProvider", "Session"]

@@ -1,0 +1,138 @@
+"""The demo: a small WSGI site showing a session at work, served by wsgiref."""
+
+from __future__ import annotations
+
+import html
+import socketserver
+import sys
+from typing import Any, Callable, Iterable, Optional
+from urllib.parse import parse_qs
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from .manager import Manager
+from .wsgi import ENVIRON_KEY, SessionMiddleware
+
+__all__ = ["make_app", "serve"]
+
+_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>memsession demo</title>
+<style>
+body {{ font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; }}
+form {{ display: inline; margin-right: .5rem; }}
+dt {{ font-weight: bold; }} code {{ background: #eee; padding: 0 .2rem; }}
+</style></head>
+<body>
+<h1>memsession demo</h1>
+<dl>
+<dt>Visits counted</dt><dd id="count">{count}</dd>
+<dt>User</dt><dd id="user">{user}</dd>
+<dt>Session id</dt><dd id="sid">{sid}</dd>
+<dt>Time left</dt><dd id="left">{left}</dd>
+</dl>
+<form method="post" action="/count"><button id="count-button">Count</button></form>
+{account}
+<p>Nothing is stored and no cookie is sent until you press a button.
+Logging in gives the session a new id; logging out destroys it.</p>
+</body></html>
+"""
+
+_LOGIN = """<form method="post" action="/login">
+<input name="user" id="user-input" value="alice" maxlength="40">
+<button id="login-button">Log in</button></form>"""
+_LOGOUT = """<form method="post" action="/logout"><button id="logout-button">Log out</button></form>"""
+
+StartResponse = Callable[..., Any]
+
+
+def _clock_text(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def make_app(manager: Manager) -> SessionMiddleware:
+    """The demo site as a WSGI app wrapped in the session middleware."""
+
+    def page(session: Any) -> bytes:
+        if len(session) or session.modified:
+            sid = f"<code>{html.escape(session.sid[:8])}</code>… (first 8 of 43 characters)"
+            idle = manager.max_lifetime
+            left = f"{_clock_text(idle)} idle before it expires (each request restarts it)"
+            if manager.absolute_lifetime is not None:
+                absolute = session.created + manager.absolute_lifetime - session.last_used
+                left += f"; at most {_clock_text(absolute)} in all"
+        else:
+            sid = "none yet: nothing stored, no cookie sent"
+            left = "-"
+        user = session.get("user")
+        return _PAGE.format(
+            count=int(session.get("count", 0)),
+            user=html.escape(user) if user else "not logged in",
+            sid=sid,
+            left=left,
+            account=_LOGOUT if user else _LOGIN,
+        ).encode()
+
+    def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        session = environ[ENVIRON_KEY]
+        method = environ.get("REQUEST_METHOD", "GET")
+        path = environ.get("PATH_INFO", "/")
+        if method == "GET" and path == "/":
+            body = page(session)
+            start_response(
+                "200 OK",
+                [("Content-Type", "text/html; charset=utf-8"), ("Content-Length", str(len(body)))],
+            )
+            return [body]
+        if method == "POST" and path in ("/count", "/login", "/logout"):
+            if path == "/count":
+                session["count"] = int(session.get("count", 0)) + 1
+            elif path == "/login":
+                form = _read_form(environ)
+                name = (form.get("user") or ["guest"])[0].strip()[:40] or "guest"
+                manager.session_regenerate(session)
+                session["user"] = name
+            else:
+                manager.session_destroy(session)
+            start_response("303 See Other", [("Location", "/"), ("Content-Length", "0")])
+            return [b""]
+        start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "9")])
+        return [b"not found"]
+
+    return SessionMiddleware(app, manager)
+
+
+def _read_form(environ: dict[str, Any]) -> dict[str, list[str]]:
+    try:
+        length = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
+    except ValueError:
+        length = 0
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    return parse_qs(body.decode("utf-8", "replace"))
+
+
+class _ThreadingServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        sys.stderr.write(f"{self.address_string()} {format % args}\n")
+
+
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    manager: Optional[Manager] = None,
+) -> None:
+    """Serve the demo until interrupted."""
+    if manager is None:
+        manager = Manager("memory", "memsession", 300.0, absolute_lifetime=3600.0)
+    app = make_app(manager)
+    with make_server(host, port, app, _ThreadingServer, _QuietHandler) as server:
+        shown = f"[{host}]" if ":" in host else host
+        print(f"memsession demo on http://{shown}:{server.server_port}/ (Ctrl+C stops it)")
+        sys.stdout.flush()
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
