@@ -282,6 +282,8 @@ cdef class MemoryProvider:
     cdef int _remove(self, Session s) except -1:
         # The caller holds a reference to s, so deleting the map entry
         # cannot run a destructor before the list and map agree again.
+        if not s._stored:
+            return 0
         self._unlink(s)
         s._stored = 0
         PyDict_DelItem(self._map, s.sid)
@@ -389,16 +391,21 @@ cdef class MemoryProvider:
         """Remove sessions idle longer than max_lifetime; return how many."""
         cdef double limit = _as_seconds(max_lifetime, "max_lifetime")
         cdef double now = self._now()
-        cdef Py_ssize_t removed = 0
+        cdef list removed = None
         cdef Session s
         while self._head != NULL:
             s = <Session>self._head
             if now - s.last_used <= limit:
                 break
+            if removed is None:
+                removed = []
             self._remove(s)
             self._expired += 1
-            removed += 1
-        return removed
+            # Victims are released together once the loop is done, so no
+            # destructor runs while sessions are still being collected.
+            removed.append(s)
+        s = None
+        return 0 if removed is None else len(removed)
 
     def sessions(self):
         """Live sessions, least recently used first, without marking them used."""

@@ -1,0 +1,75 @@
+"""The demo site, clicked through with a cookie-jar client."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from typing import Any
+
+from memsession import Manager
+from memsession.demo import make_app
+
+from .webserver import Browser, serving
+
+
+def field(page: str, name: str) -> str:
+    match = re.search(rf'<dd id="{name}">(.*?)</dd>', page)
+    assert match, name
+    return match.group(1)
+
+
+def test_demo_counts_logs_in_with_a_new_id_and_logs_out(provider: Any) -> None:
+    with Manager(provider, "memsession", 300, absolute_lifetime=3600) as manager:
+        with serving(make_app(manager)) as base:
+            browser = Browser(base)
+            _, headers, page = browser.request("/")
+            assert field(page, "count") == "0" and "none yet" in field(page, "sid")
+            assert headers.get_all("Set-Cookie") is None
+
+            _, _, page = browser.request("/count", data=b"")
+            assert field(page, "count") == "1"
+            first = browser.cookie("memsession")
+            assert first is not None and first[:8] in field(page, "sid")
+            assert "5:00 idle" in field(page, "left") and "60:00 in all" in field(page, "left")
+
+            _, _, page = browser.request("/login", data=b"user=%3Cb%3Eann")
+            second = browser.cookie("memsession")
+            assert second is not None and second != first
+            assert field(page, "user") == "&lt;b&gt;ann"
+            assert field(page, "count") == "1"
+
+            _, _, page = browser.request("/count", data=b"")
+            assert field(page, "count") == "2"
+
+            _, _, page = browser.request("/logout", data=b"")
+            assert field(page, "count") == "0" and field(page, "user") == "not logged in"
+            assert browser.cookie("memsession") is None
+            assert len(provider) == 0
+
+            assert browser.request("/nowhere")[0] == 404
+
+
+def test_demo_command_serves_the_page() -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "memsession", "demo", "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    ) as proc:
+        try:
+            url = first_url(proc)
+            status, _, page = Browser(url).request("/")
+            assert status == 200 and "memsession demo" in page
+        finally:
+            proc.terminate()
+
+
+def first_url(proc: "subprocess.Popen[str]") -> str:
+    """The address the demo prints when it starts."""
+    assert proc.stdout is not None
+    for _ in range(5):
+        match = re.search(r"(http://127\.0\.0\.1:\d+)/", proc.stdout.readline())
+        if match:
+            return match.group(1)
+    raise AssertionError("the demo did not print its address")
