@@ -198,7 +198,7 @@ class Session(dict):  # type: ignore[type-arg]
             dict.clear(self)
             self._modified = True
 
-    def __ior__(self, other: Any) -> Session:  # type: ignore[override,misc]
+    def __ior__(self, other: Any) -> Session:  # type: ignore[misc]
         dict.update(self, other)
         self._modified = True
         return self
@@ -249,9 +249,7 @@ class MemoryProvider:
     ) -> None:
         if max_sessions is not None:
             if isinstance(max_sessions, bool) or not isinstance(max_sessions, int):
-                raise TypeError(
-                    f"max_sessions must be an int or None, not {type(max_sessions).__name__}"
-                )
+                raise TypeError(f"max_sessions must be an int or None, not {type(max_sessions).__name__}")
             if max_sessions < 1:
                 raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
         if clock is not None and not callable(clock):
@@ -348,9 +346,7 @@ class MemoryProvider:
     def session_insert(self, session: Session) -> None:
         """Store a detached session under its own id."""
         if type(session) is not Session:
-            raise TypeError(
-                f"session must be a memsession._core.Session, not {type(session).__name__}"
-            )
+            raise TypeError(f"session must be a memsession._core.Session, not {type(session).__name__}")
         now = self._now()
         with self._lock:
             if session._stored:
@@ -422,7 +418,6 @@ class MemoryProvider:
                 self._remove(s)
                 self._expired += 1
                 removed.append(s)
-            s = None
         count = len(removed)
         del removed
         return count

@@ -39,11 +39,7 @@ def new_session_id() -> str:
 
 def is_session_id(value: str) -> bool:
     """True when value has exactly the shape of an id memsession issues."""
-    return (
-        len(value) == ID_LENGTH
-        and value[-1] in _LAST
-        and not value.strip(_ALPHABET)
-    )
+    return len(value) == ID_LENGTH and value[-1] in _LAST and not value.strip(_ALPHABET)
 
 
 def cookie_values(header: str, name: str) -> list[str]:

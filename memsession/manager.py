@@ -46,12 +46,9 @@ def _seconds(value: object, name: str, *, optional: bool = False) -> Optional[fl
     return float(value)
 
 
-def _flag(value: object, name: str, *, optional: bool = False) -> Optional[bool]:
-    if value is None and optional:
-        return None
+def _flag(value: object, name: str) -> bool:
     if not isinstance(value, bool):
-        kind = "a bool or None" if optional else "a bool"
-        raise TypeError(f"{name} must be {kind}, not {type(value).__name__}")
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
     return value
 
 
@@ -77,24 +74,21 @@ class Manager:
         if isinstance(provider, str):
             provider = get_provider(provider)
         elif not isinstance(provider, Provider):
-            raise TypeError(
-                f"provider must be a provider name or a Provider, not {type(provider).__name__}"
-            )
+            raise TypeError(f"provider must be a provider name or a Provider, not {type(provider).__name__}")
         self._provider: Provider = provider
         self._cookie_name = validate_cookie_name(cookie_name)
         self._max_lifetime: float = _seconds(max_lifetime, "max_lifetime")  # type: ignore[assignment]
         self._absolute = _seconds(absolute_lifetime, "absolute_lifetime", optional=True)
         path = validate_path(cookie_path)
         domain = validate_domain(cookie_domain)
-        secure = _flag(cookie_secure, "cookie_secure", optional=True)
+        if cookie_secure is not None and not isinstance(cookie_secure, bool):
+            raise TypeError(f"cookie_secure must be a bool or None, not {type(cookie_secure).__name__}")
         httponly = _flag(cookie_httponly, "cookie_httponly")
         self._persistent = _flag(cookie_persistent, "cookie_persistent")
         partitioned = _flag(cookie_partitioned, "cookie_partitioned")
         if cookie_samesite is not None:
             if not isinstance(cookie_samesite, str):
-                raise TypeError(
-                    f"cookie_samesite must be str or None, not {type(cookie_samesite).__name__}"
-                )
+                raise TypeError(f"cookie_samesite must be str or None, not {type(cookie_samesite).__name__}")
             if cookie_samesite.lower() not in _SAMESITE:
                 raise ValueError(
                     f"cookie_samesite must be 'Lax', 'Strict', 'None' or None, got {cookie_samesite!r}"
@@ -102,7 +96,7 @@ class Manager:
             samesite: Optional[str] = _SAMESITE[cookie_samesite.lower()]
         else:
             samesite = None
-        secure = self._required_secure(secure, path, domain, samesite, partitioned)
+        secure = self._required_secure(cookie_secure, path, domain, samesite, partitioned)
         self._gc_interval = _seconds(gc_interval, "gc_interval", optional=True)
 
         tail = f"; Path={path}"
@@ -126,9 +120,7 @@ class Manager:
 
         self._read = provider.session_read
         self._new: Optional[Callable[[str], Session]] = getattr(provider, "session_new", None)
-        self._insert: Optional[Callable[[Session], None]] = getattr(
-            provider, "session_insert", None
-        )
+        self._insert: Optional[Callable[[Session], None]] = getattr(provider, "session_insert", None)
         self._stop = threading.Event()
         self._gc_thread: Optional[threading.Thread] = None
         if self._gc_interval is not None:
@@ -195,12 +187,10 @@ class Manager:
         state = _HTTPS if https else 0
         if cookie_header is not None:
             if not isinstance(cookie_header, str):
-                raise TypeError(
-                    f"cookie_header must be str or None, not {type(cookie_header).__name__}"
-                )
+                raise TypeError(f"cookie_header must be str or None, not {type(cookie_header).__name__}")
             prefix = self._prefix
             if len(cookie_header) == len(prefix) + ID_LENGTH and cookie_header.startswith(prefix):
-                candidates = [cookie_header[len(prefix):]]
+                candidates = [cookie_header[len(prefix) :]]
             else:
                 candidates = cookie_values(cookie_header, self._cookie_name)
             if candidates:
@@ -211,9 +201,7 @@ class Manager:
                 session = self._read(sid, self._max_lifetime)
                 if session is None:
                     continue
-                if self._absolute is not None and (
-                    session.last_used - session.created > self._absolute
-                ):
+                if self._absolute is not None and (session.last_used - session.created > self._absolute):
                     self._provider.session_destroy(sid)
                     continue
                 session.modified = False

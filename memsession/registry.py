@@ -71,8 +71,7 @@ def register(name: str, provider: Provider) -> None:
         raise TypeError(f"register: provider for {name!r} is None")
     if not isinstance(provider, Provider):
         raise TypeError(
-            f"register: provider for {name!r} lacks the Provider methods "
-            f"({type(provider).__name__})"
+            f"register: provider for {name!r} lacks the Provider methods ({type(provider).__name__})"
         )
     with _lock:
         if name in _providers:
@@ -87,6 +86,4 @@ def get_provider(name: str) -> Provider:
     try:
         return _providers[name]
     except KeyError:
-        raise UnknownProviderError(
-            f"unknown provider {name!r} (forgotten import?)"
-        ) from None
+        raise UnknownProviderError(f"unknown provider {name!r} (forgotten import?)") from None

@@ -26,7 +26,11 @@ def test_compiled_core_loads_when_expected() -> None:
 def test_env_switch_selects_the_python_twin() -> None:
     env = dict(os.environ, MEMSESSION_NO_EXTENSIONS="1")
     out = subprocess.run(
-        [sys.executable, "-c", "import memsession; print(memsession.IMPLEMENTATION, memsession.MemoryProvider.__module__)"],
+        [
+            sys.executable,
+            "-c",
+            "import memsession; print(memsession.IMPLEMENTATION, memsession.MemoryProvider.__module__)",
+        ],
         env=env,
         capture_output=True,
         text=True,

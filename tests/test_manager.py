@@ -111,7 +111,7 @@ def test_malformed_cookies_give_a_fresh_session(manager: Manager, header: str) -
 
 def test_the_live_one_of_several_same_name_cookies_wins(manager: Manager) -> None:
     s, cookie = login(manager)
-    header = f"sid={'A' * 43}; other=1; sid=garbage; {cookie}; sid=\"{'B' * 43}\""
+    header = f'sid={"A" * 43}; other=1; sid=garbage; {cookie}; sid="{"B" * 43}"'
     assert manager.session_start(header) is s
 
 
@@ -213,7 +213,9 @@ def test_host_prefix_forces_secure_root_path_and_no_domain(provider: Any) -> Non
         Manager(provider, "__Host-sid", 60, cookie_secure=False)
 
 
-def test_cookie_is_refreshed_before_it_could_expire_but_not_every_time(manager: Manager, clock: FakeClock) -> None:
+def test_cookie_is_refreshed_before_it_could_expire_but_not_every_time(
+    manager: Manager, clock: FakeClock
+) -> None:
     s, cookie = login(manager)
     sent_at = clock()
     browser_expiry = sent_at + 150

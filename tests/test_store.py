@@ -124,7 +124,9 @@ def test_contains_does_not_mark_used(provider: Any, clock: FakeClock) -> None:
     assert s.last_used == clock() - 3
 
 
-def test_sessions_iterates_least_recently_used_first_without_touching(provider: Any, clock: FakeClock) -> None:
+def test_sessions_iterates_least_recently_used_first_without_touching(
+    provider: Any, clock: FakeClock
+) -> None:
     for sid in ids(4):
         provider.session_init(sid)
         clock.advance(1)
@@ -233,7 +235,9 @@ def test_stored_session_id_cannot_be_changed(provider: Any) -> None:
 # --- bad arguments ---------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["session_init", "session_read", "session_destroy", "session_update", "session_new"])
+@pytest.mark.parametrize(
+    "method", ["session_init", "session_read", "session_destroy", "session_update", "session_new"]
+)
 @pytest.mark.parametrize("bad", [None, 42, b"bytes", ["x"]])
 def test_non_str_ids_are_a_type_error_naming_sid(provider: Any, method: str, bad: object) -> None:
     with pytest.raises(TypeError, match="sid must be str"):
@@ -469,7 +473,9 @@ def check_consistent(p: Any) -> None:
 
 
 @pytest.mark.parametrize("how", ["destroy", "gc", "expire-on-read", "evict"])
-def test_destructor_reentering_the_store_finds_it_consistent(core: types.ModuleType, clock: FakeClock, how: str) -> None:
+def test_destructor_reentering_the_store_finds_it_consistent(
+    core: types.ModuleType, clock: FakeClock, how: str
+) -> None:
     p = core.MemoryProvider(clock=clock, max_sessions=3)
     victim = p.session_init("victim")
     victim["value"] = Reentrant(p, how)
