@@ -5,6 +5,7 @@
 cimport cython
 from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
 from cpython.ref cimport PyObject
+from libc.math cimport INFINITY
 
 cdef extern from *:
     """
@@ -94,9 +95,11 @@ cdef class Session(dict):
     cdef void* _next
     # Seconds after `created` at which the cookie was last sent (Manager's).
     cdef float _cookie_off
-    cdef unsigned short _state_bits
+    cdef unsigned char _state_bits
     cdef unsigned char _modified
     cdef unsigned char _stored
+    # Bits 0-1: permanent (0: the Manager's default, 1: no, 2: yes); bit 2: accessed.
+    cdef unsigned char _extra
 
     def __init__(self, sid):
         """A detached session (in no store) with id sid."""
@@ -112,15 +115,43 @@ cdef class Session(dict):
         self._modified = 1 if value else 0
 
     @property
+    def permanent(self):
+        """Whether the cookie outlives the browser session; None: the Manager's choice."""
+        cdef unsigned char bits = self._extra & 3
+        return None if bits == 0 else bits == 2
+
+    @permanent.setter
+    def permanent(self, value):
+        cdef unsigned char wanted = 0 if value is None else (2 if value else 1)
+        if wanted != (self._extra & 3):
+            self._extra = (self._extra & ~3) | wanted
+            # The cookie's attributes change: have the Manager send it again.
+            self._cookie_off = -INFINITY
+
+    @property
+    def accessed(self):
+        """A flag frameworks may set when a request touches the session (Flask does)."""
+        return (self._extra & 4) != 0
+
+    @accessed.setter
+    def accessed(self, value):
+        self._extra = (self._extra | 4) if value else (self._extra & ~4)
+
+    @property
+    def new(self):
+        """True until the session is stored (created during this request)."""
+        return self._stored == 0
+
+    @property
     def _state(self):
         """The Manager's bookkeeping bits for this session."""
         return self._state_bits
 
     @_state.setter
     def _state(self, int value):
-        if value < 0 or value > 0xFFFF:
-            raise ValueError("_state must fit in 16 bits")
-        self._state_bits = <unsigned short>value
+        if value < 0 or value > 0xFF:
+            raise ValueError("_state must fit in 8 bits")
+        self._state_bits = <unsigned char>value
 
     @property
     def _cookie_at(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import struct
 import threading
 import time
@@ -67,6 +68,8 @@ class Session(dict):  # type: ignore[type-arg]
         "_state_bits",
         "_modified",
         "_stored",
+        "_permanent",
+        "_accessed",
     )
 
     def __init__(self, sid: object) -> None:
@@ -82,6 +85,8 @@ class Session(dict):  # type: ignore[type-arg]
         self._state_bits = 0
         self._modified = False
         self._stored = False
+        self._permanent: Optional[bool] = None
+        self._accessed = False
 
     @property
     def sid(self) -> str:
@@ -108,6 +113,33 @@ class Session(dict):  # type: ignore[type-arg]
         self._modified = bool(value)
 
     @property
+    def permanent(self) -> Optional[bool]:
+        """Whether the cookie outlives the browser session; None: the Manager's choice."""
+        return self._permanent
+
+    @permanent.setter
+    def permanent(self, value: object) -> None:
+        wanted = None if value is None else bool(value)
+        if wanted is not self._permanent:
+            self._permanent = wanted
+            # The cookie's attributes change: have the Manager send it again.
+            self._cookie_off = -math.inf
+
+    @property
+    def accessed(self) -> bool:
+        """A flag frameworks may set when a request touches the session (Flask does)."""
+        return self._accessed
+
+    @accessed.setter
+    def accessed(self, value: object) -> None:
+        self._accessed = bool(value)
+
+    @property
+    def new(self) -> bool:
+        """True until the session is stored (created during this request)."""
+        return not self._stored
+
+    @property
     def _state(self) -> int:
         """The Manager's bookkeeping bits for this session."""
         return self._state_bits
@@ -116,8 +148,8 @@ class Session(dict):  # type: ignore[type-arg]
     def _state(self, value: int) -> None:
         if not isinstance(value, int):
             raise TypeError(f"an integer is required, not {type(value).__name__}")
-        if value < 0 or value > 0xFFFF:
-            raise ValueError("_state must fit in 16 bits")
+        if value < 0 or value > 0xFF:
+            raise ValueError("_state must fit in 8 bits")
         self._state_bits = int(value)
 
     @property

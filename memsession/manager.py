@@ -215,30 +215,37 @@ class Manager:
     def session_cookie(self, session: Session, *, https: bool = False) -> Optional[str]:
         """The Set-Cookie value this response must carry, or None.
 
-        Stores a new session that was written to; call it when the response
-        starts.
+        Stores a new session that was written to, and destroys a stored one
+        whose data was cleared; call it when the response starts.
         """
         state = session._state
         secure = https or bool(state & _HTTPS)
-        if state & _PENDING:
-            if session.modified or len(session):
-                self._commit(session)
-                session._state = state & ~(_PENDING | _KILL_COOKIE)
+        if not state & _PENDING:
+            if session.modified and not len(session):
+                self.session_destroy(session)  # emptied: as good as logged out
+                state = session._state
+            elif session.last_used - session._cookie_at >= self._refresh:
                 session._cookie_at = session.last_used
                 return self._format(session, secure)
-            if state & _KILL_COOKIE and state & _HAD_COOKIE:
-                session._state = state & ~_KILL_COOKIE
-                tail = self._tail_https if secure else self._tail_plain
-                return f"{self._prefix}; {_EXPIRED}{tail}"
-            return None
-        if self._persistent and session.last_used - session._cookie_at >= self._refresh:
+            else:
+                return None
+        if session.modified or len(session):
+            self._commit(session)
+            session._state = state & ~(_PENDING | _KILL_COOKIE)
             session._cookie_at = session.last_used
             return self._format(session, secure)
+        if state & _KILL_COOKIE and state & _HAD_COOKIE:
+            session._state = state & ~_KILL_COOKIE
+            tail = self._tail_https if secure else self._tail_plain
+            return f"{self._prefix}; {_EXPIRED}{tail}"
         return None
 
     def _format(self, session: Session, secure: bool) -> str:
         tail = self._tail_https if secure else self._tail_plain
-        if not self._persistent:
+        persistent = session.permanent
+        if persistent is None:
+            persistent = self._persistent
+        if not persistent:
             return f"{self._prefix}{session.sid}{tail}"
         max_age = self._max_age
         if self._absolute is not None:
@@ -266,7 +273,7 @@ class Manager:
         state = session._state
         if not state & _PENDING:
             self._provider.session_destroy(session.sid)
-        dict.clear(session)
+        session.clear()
         session._rekey(new_session_id())
         session.modified = False
         session._state = state | _PENDING | _KILL_COOKIE

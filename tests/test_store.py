@@ -531,3 +531,44 @@ def test_provider_releases_everything_when_dropped(core: types.ModuleType) -> No
     del v, p
     gc.collect()
     assert ref() is None
+
+
+def test_new_is_true_until_stored(provider: Any) -> None:
+    s = provider.session_new(SID)
+    assert s.new
+    provider.session_insert(s)
+    assert not s.new
+    provider.session_destroy(SID)
+    assert s.new
+
+
+def test_permanent_defaults_to_the_managers_choice_and_is_remembered(provider: Any) -> None:
+    s = provider.session_init(SID)
+    assert s.permanent is None
+    s.permanent = 1
+    assert s.permanent is True
+    s.permanent = ""
+    assert s.permanent is False
+    assert provider.session_read(SID).permanent is False
+    s.permanent = None
+    assert s.permanent is None
+
+
+def test_changing_permanent_asks_for_the_cookie_again(provider: Any) -> None:
+    s = provider.session_init(SID)
+    s._cookie_at = s.last_used
+    s.permanent = True
+    assert s._cookie_at == -math.inf
+    s._cookie_at = s.last_used
+    s.permanent = True  # unchanged: nothing to resend
+    assert s._cookie_at == s.last_used
+
+
+def test_accessed_is_a_settable_flag(provider: Any) -> None:
+    s = provider.session_init(SID)
+    assert s.accessed is False
+    s.accessed = True
+    assert s.accessed is True and s.permanent is None
+    s.permanent = True
+    s.accessed = False
+    assert s.accessed is False and s.permanent is True
