@@ -42,7 +42,8 @@ def build(manager: Any = None, **config: Any) -> Flask:
 
     @app.route("/flags")
     def flags() -> str:
-        return f"new={session.new} modified={session.modified} type={type(session._get_current_object()).__name__}"
+        kind = type(session._get_current_object()).__name__
+        return f"new={session.new} modified={session.modified} type={kind}"
 
     @app.route("/permanent/<value>")
     def permanent(value: str) -> str:
