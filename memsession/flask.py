@@ -30,6 +30,7 @@ _FLASK_DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": None,
     "SESSION_COOKIE_PARTITIONED": False,
     "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
+    "SESSION_REFRESH_EACH_REQUEST": True,
 }
 
 
