@@ -3,6 +3,8 @@
 from collections.abc import Callable, Iterator
 from typing import Any, Optional
 
+def is_session_id(value: object) -> bool: ...
+
 class Session(dict[Any, Any]):
     """A session: a dict of its data plus its id and timestamps."""
 

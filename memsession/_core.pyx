@@ -34,6 +34,45 @@ cdef extern from *:
 
 from collections.abc import MutableMapping as _MutableMapping
 
+cdef extern from "Python.h":
+    Py_ssize_t PyUnicode_GET_LENGTH(object o)
+    bint PyUnicode_IS_ASCII(object o)
+    void* PyUnicode_DATA(object o)
+
+cdef extern from *:
+    """
+    /* 1: may appear in an id; 2: may also end one (43 base64 characters
+       carry 258 bits, so the last holds 4 bits and two zero bits). */
+    static const unsigned char memsession_id_chars[128] = {
+        ['A']=3, ['B']=1, ['C']=1, ['D']=1, ['E']=3, ['F']=1, ['G']=1, ['H']=1,
+        ['I']=3, ['J']=1, ['K']=1, ['L']=1, ['M']=3, ['N']=1, ['O']=1, ['P']=1,
+        ['Q']=3, ['R']=1, ['S']=1, ['T']=1, ['U']=3, ['V']=1, ['W']=1, ['X']=1,
+        ['Y']=3, ['Z']=1,
+        ['a']=1, ['b']=1, ['c']=3, ['d']=1, ['e']=1, ['f']=1, ['g']=3, ['h']=1,
+        ['i']=1, ['j']=1, ['k']=3, ['l']=1, ['m']=1, ['n']=1, ['o']=3, ['p']=1,
+        ['q']=1, ['r']=1, ['s']=3, ['t']=1, ['u']=1, ['v']=1, ['w']=3, ['x']=1,
+        ['y']=1, ['z']=1,
+        ['0']=3, ['1']=1, ['2']=1, ['3']=1, ['4']=3, ['5']=1, ['6']=1, ['7']=1,
+        ['8']=3, ['9']=1, ['-']=1, ['_']=1,
+    };
+    """
+    const unsigned char* memsession_id_chars
+
+
+def is_session_id(value):
+    """True when value has exactly the shape of an id memsession issues."""
+    cdef const unsigned char* data
+    cdef Py_ssize_t i
+    if type(value) is not str:
+        return False
+    if PyUnicode_GET_LENGTH(value) != 43 or not PyUnicode_IS_ASCII(value):
+        return False
+    data = <const unsigned char*>PyUnicode_DATA(value)
+    for i in range(42):
+        if not memsession_id_chars[data[i]]:
+            return False
+    return (memsession_id_chars[data[42]] & 2) != 0
+
 
 cdef inline str _check_sid(object sid):
     """Return sid as an exact str, or raise TypeError/ValueError."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import struct
 import threading
 import time
@@ -10,6 +11,14 @@ from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any, Optional
 
 _FLOAT32 = struct.Struct("f")
+# 43 base64 characters carry 258 bits: the last holds 4 bits and two zero
+# bits, so only 16 characters can end an id memsession issued.
+_ID = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
+
+
+def is_session_id(value: object) -> bool:
+    """True when value has exactly the shape of an id memsession issues."""
+    return type(value) is str and len(value) == 43 and _ID.fullmatch(value) is not None
 
 
 def _check_sid(sid: object) -> str:

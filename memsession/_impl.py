@@ -11,15 +11,15 @@ NO_EXTENSIONS = bool(os.environ.get("MEMSESSION_NO_EXTENSIONS")) or (
 )
 
 if TYPE_CHECKING:
-    from ._core_py import MemoryProvider, Session
+    from ._core_py import MemoryProvider, Session, is_session_id
 elif NO_EXTENSIONS:
-    from ._core_py import MemoryProvider, Session
+    from ._core_py import MemoryProvider, Session, is_session_id
 else:
     try:
-        from ._core import MemoryProvider, Session
+        from ._core import MemoryProvider, Session, is_session_id
     except ImportError:
-        from ._core_py import MemoryProvider, Session
+        from ._core_py import MemoryProvider, Session, is_session_id
 
 IMPLEMENTATION = "python" if MemoryProvider.__module__.endswith("_core_py") else "cython"
 
-__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "MemoryProvider", "Session"]
+__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "MemoryProvider", "Session", "is_session_id"]

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import secrets
 
+from ._impl import is_session_id
+
 __all__ = [
     "CACHE_HEADERS",
     "ID_LENGTH",
@@ -17,10 +19,6 @@ __all__ = [
 ]
 
 ID_LENGTH = 43  # 32 bytes, URL-safe base64 without padding
-_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# 43 characters carry 258 bits; the last one holds 4 bits of the id and two
-# zero bits, so only these 16 characters can end an id we issued.
-_LAST = frozenset("AEIMQUYcgkosw048")
 
 # A response that sets the session cookie must not be stored by shared caches.
 CACHE_HEADERS = (("Vary", "Cookie"), ("Cache-Control", 'no-cache="set-cookie"'))
@@ -35,11 +33,6 @@ _DOMAIN = re.compile(
 def new_session_id() -> str:
     """A fresh id: 32 bytes from the OS CSPRNG, URL-safe base64, 43 characters."""
     return secrets.token_urlsafe(32)
-
-
-def is_session_id(value: str) -> bool:
-    """True when value has exactly the shape of an id memsession issues."""
-    return len(value) == ID_LENGTH and value[-1] in _LAST and not value.strip(_ALPHABET)
 
 
 def cookie_values(header: str, name: str) -> list[str]:

@@ -117,6 +117,7 @@ class Manager:
         self._refresh = self._max_lifetime / 2
         self._max_age = math.ceil(self._max_lifetime + self._refresh)
         self._prefix = self._cookie_name + "="
+        self._fast_len = len(self._prefix) + ID_LENGTH
 
         self._read = provider.session_read
         self._new: Optional[Callable[[str], Session]] = getattr(provider, "session_new", None)
@@ -186,30 +187,37 @@ class Manager:
         """The live session the Cookie header names, or a new, unsaved one."""
         state = _HTTPS if https else 0
         if cookie_header is not None:
-            if not isinstance(cookie_header, str):
+            if type(cookie_header) is not str and not isinstance(cookie_header, str):
                 raise TypeError(f"cookie_header must be str or None, not {type(cookie_header).__name__}")
-            prefix = self._prefix
-            if len(cookie_header) == len(prefix) + ID_LENGTH and cookie_header.startswith(prefix):
-                candidates = [cookie_header[len(prefix) :]]
-            else:
-                candidates = cookie_values(cookie_header, self._cookie_name)
-            if candidates:
+            # The common case, one cookie that is ours, needs no parser.
+            if len(cookie_header) == self._fast_len and cookie_header.startswith(self._prefix):
+                session = self._live(cookie_header[self._fast_len - ID_LENGTH :])
                 state |= _HAD_COOKIE
-            for sid in candidates:
-                if not is_session_id(sid):
-                    continue
-                session = self._read(sid, self._max_lifetime)
-                if session is None:
-                    continue
-                if self._absolute is not None and (session.last_used - session.created > self._absolute):
-                    self._provider.session_destroy(sid)
-                    continue
+            else:
+                session = None
+                for sid in cookie_values(cookie_header, self._cookie_name):
+                    state |= _HAD_COOKIE
+                    session = self._live(sid)
+                    if session is not None:
+                        break
+            if session is not None:
                 session.modified = False
                 session._state = state
                 return session
         sid = new_session_id()
         session = self._new(sid) if self._new is not None else Session(sid)
         session._state = state | _PENDING
+        return session
+
+    def _live(self, sid: str) -> Optional[Session]:
+        """The live session for a cookie value, if it names one."""
+        if not is_session_id(sid):
+            return None
+        session = self._read(sid, self._max_lifetime)
+        if session is not None and self._absolute is not None:
+            if session.last_used - session.created > self._absolute:
+                self._provider.session_destroy(sid)
+                return None
         return session
 
     def session_cookie(self, session: Session, *, https: bool = False) -> Optional[str]:
