@@ -23,7 +23,7 @@ from .web import asgi_group, flask_group, wsgi_group
 
 __all__ = ["Bar", "main", "run"]
 
-COMPILED = "memsession (compiled)"
+_MEMORY_NAMES = {"ttl": "cachetools.TTLCache", "dict": "dict of dicts"}
 
 
 @dataclass
@@ -171,10 +171,9 @@ def report(results: dict[str, Any]) -> str:
             lines.append(f"  {name:<44} {format_seconds(seconds):>10}/op  {seconds / base:6.2f}x")
         lines.append("")
     lines.append("memory, bytes per session holding {'user_id': 1} (id strings excluded)")
-    names = {"ttl": "cachetools.TTLCache", "dict": "dict of dicts"}
     for kind, per_size in results["memory_bytes_per_session"].items():
         cells = "  ".join(f"{int(n):>9,}: {b:6.0f} B" for n, b in per_size.items())
-        lines.append(f"  {names.get(kind, kind):<44} {cells}")
+        lines.append(f"  {_MEMORY_NAMES.get(kind, kind):<44} {cells}")
     lines += ["", "bars"]
     for bar in results["bars"]:
         value = "n/a" if bar["value"] is None else f"{bar['value']:.2f}"
@@ -198,18 +197,21 @@ def plot(results: dict[str, Any], path: str) -> None:
         values = [g["median_seconds"][n] / base for n in names]
         colors = ["#1f77b4" if n.startswith("memsession") or "memsession" in n else "#999999" for n in names]
         ax.barh(names[::-1], values[::-1], color=colors[::-1])
-        ax.set_title(g["title"] + " — time relative to memsession (lower is faster)", fontsize=9)
+        ax.set_title(g["title"] + "\ntime per operation relative to memsession (lower is faster)", fontsize=9)
         ax.tick_params(labelsize=8)
         for i, v in enumerate(values[::-1]):
             ax.text(v, i, f" {v:.2f}x", va="center", fontsize=7)
     mem = results["memory_bytes_per_session"]
     ax = axes[-1]
     kinds = list(mem)
-    last = [mem[k][max(mem[k], key=int)] for k in kinds]
-    ax.barh(
-        kinds[::-1], last[::-1], color=["#1f77b4" if "memsession" in k else "#999999" for k in kinds][::-1]
-    )
-    ax.set_title("bytes per session (largest size measured)", fontsize=9)
+    size = max(int(n) for k in kinds for n in mem[k])
+    last = [mem[k][str(size)] for k in kinds]
+    labels = [_MEMORY_NAMES.get(k, k) for k in kinds]
+    colors = ["#1f77b4" if "memsession" in k else "#999999" for k in kinds]
+    ax.barh(labels[::-1], last[::-1], color=colors[::-1])
+    for i, v in enumerate(last[::-1]):
+        ax.text(v, i, f" {v:.0f} B", va="center", fontsize=7)
+    ax.set_title(f"bytes per session holding one key, {size:,} sessions (lower is smaller)", fontsize=9)
     ax.tick_params(labelsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
