@@ -10,7 +10,7 @@ from memsession.bench.store import bytes_per_session, cores
 
 from .conftest import QUICK
 
-SIZES = [10_000] if QUICK else [100_000, 1_000_000]
+SIZES = [100_000] if QUICK else [100_000, 1_000_000]
 KINDS = [label for label, _ in cores()] + ["ttl", "dict"]
 
 
