@@ -54,7 +54,7 @@ def _sizes(quick: bool) -> dict[str, Any]:
             "gc": (20_000, 10_000),
             "idle": [10_000, 100_000],
             "evict": (10_000, 5_000),
-            "memory": [10_000],
+            "memory": [100_000],
             "requests": 500,
         }
     return {
