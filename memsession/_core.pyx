@@ -343,8 +343,16 @@ cdef class MemoryProvider:
             self._head = <void*>s
         self._tail = <void*>s
 
+    cdef inline double _not_before_tail(self, double now):
+        # Another thread may have stamped a later time between our clock
+        # read and now (an injected clock can switch threads); the list must
+        # stay in last-use order, so time in the store never runs backwards.
+        if self._tail != NULL and now < (<Session>self._tail).last_used:
+            return (<Session>self._tail).last_used
+        return now
+
     cdef inline void _touch(self, Session s, double now):
-        s.last_used = now
+        s.last_used = self._not_before_tail(now)
         if self._tail != <void*>s:
             self._unlink(s)
             self._append(s)
@@ -362,7 +370,7 @@ cdef class MemoryProvider:
     cdef int _store(self, Session s, double now) except -1:
         """Link a detached session, evicting the LRU one at capacity."""
         cdef Session victim = None
-        s.created = s.last_used = now
+        s.created = s.last_used = self._not_before_tail(now)
         if self._max_sessions and len(self._map) >= self._max_sessions:
             victim = <Session>self._head
             self._remove(victim)
@@ -418,7 +426,7 @@ cdef class MemoryProvider:
         cdef double limit = -1.0
         cdef PyObject* found
         cdef Session s
-        if type(sid) is not str:
+        if type(sid) is not str or not sid:
             sid = _check_sid(sid)
         if max_lifetime is not None:
             limit = _as_seconds(max_lifetime, "max_lifetime")

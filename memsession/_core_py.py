@@ -337,8 +337,16 @@ class MemoryProvider:
             self._head = s
         self._tail = s
 
+    def _not_before_tail(self, now: float) -> float:
+        # Another thread may have stamped a later time between our clock
+        # read and now; the list must stay in last-use order, so time in the
+        # store never runs backwards.
+        if self._tail is not None and now < self._tail._last_used:
+            return self._tail._last_used
+        return now
+
     def _touch(self, s: Session, now: float) -> None:
-        s._last_used = now
+        s._last_used = self._not_before_tail(now)
         if self._tail is not s:
             self._unlink(s)
             self._append(s)
@@ -351,7 +359,7 @@ class MemoryProvider:
     def _store(self, s: Session, now: float) -> Optional[Session]:
         """Link a detached session, evicting the LRU one at capacity; return the victim."""
         victim = None
-        s._created = s._last_used = now
+        s._created = s._last_used = self._not_before_tail(now)
         if self._max_sessions and len(self._map) >= self._max_sessions:
             victim = self._head
             assert victim is not None
@@ -400,7 +408,7 @@ class MemoryProvider:
     def session_read(self, sid: str, max_lifetime: Optional[float] = None) -> Optional[Session]:
         """The live session for sid, marked used now; None when unknown or expired."""
         limit = -1.0
-        if type(sid) is not str:
+        if type(sid) is not str or not sid:
             sid = _check_sid(sid)
         if max_lifetime is not None:
             limit = _as_seconds(max_lifetime, "max_lifetime")

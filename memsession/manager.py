@@ -223,8 +223,8 @@ class Manager:
     def session_cookie(self, session: Session, *, https: bool = False) -> Optional[str]:
         """The Set-Cookie value this response must carry, or None.
 
-        Stores a new session that was written to, and destroys a stored one
-        whose data was cleared; call it when the response starts.
+        Stores a new session that holds data, and destroys a stored one whose
+        data was cleared; call it when the response starts.
         """
         state = session._state
         secure = https or bool(state & _HTTPS)
@@ -237,7 +237,7 @@ class Manager:
                 return self._format(session, secure)
             else:
                 return None
-        if session.modified or len(session):
+        if len(session):
             self._commit(session)
             session._state = state & ~(_PENDING | _KILL_COOKIE)
             session._cookie_at = session.last_used

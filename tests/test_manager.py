@@ -402,3 +402,11 @@ def test_samesite_none_forces_secure(provider: Any) -> None:
 def test_non_str_cookie_header_is_a_type_error(manager: Manager) -> None:
     with pytest.raises(TypeError, match="cookie_header"):
         manager.session_start(b"sid=abc")  # type: ignore[arg-type]
+
+
+def test_a_new_session_written_then_emptied_stores_nothing(manager: Manager, provider: Any) -> None:
+    s = manager.session_start(None)
+    s["a"] = 1
+    del s["a"]
+    assert s.modified
+    assert manager.session_cookie(s) is None and len(provider) == 0

@@ -244,9 +244,12 @@ def test_non_str_ids_are_a_type_error_naming_sid(provider: Any, method: str, bad
         getattr(provider, method)(bad)
 
 
-def test_empty_id_is_a_value_error(provider: Any) -> None:
+@pytest.mark.parametrize(
+    "method", ["session_init", "session_read", "session_destroy", "session_update", "session_new"]
+)
+def test_empty_id_is_a_value_error(provider: Any, method: str) -> None:
     with pytest.raises(ValueError, match="sid must not be empty"):
-        provider.session_init("")
+        getattr(provider, method)("")
 
 
 def test_str_subclass_ids_are_stored_as_plain_str(provider: Any) -> None:
@@ -572,3 +575,16 @@ def test_accessed_is_a_settable_flag(provider: Any) -> None:
     s.permanent = True
     s.accessed = False
     assert s.accessed is False and s.permanent is True
+
+
+def test_a_clock_running_backwards_cannot_disorder_the_store(core: types.ModuleType) -> None:
+    t = [100.0]
+    p = core.MemoryProvider(clock=lambda: t[0])
+    p.session_init("a")
+    t[0] = 50.0  # the clock jumps back
+    b = p.session_init("b")
+    assert b.last_used == b.created == 100.0
+    p.session_read("a")
+    assert [s.sid for s in p.sessions()] == ["b", "a"]
+    t[0] = 200.0
+    assert p.session_gc(99.0) == 2
