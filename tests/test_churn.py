@@ -6,7 +6,6 @@ import gc
 import sys
 import tracemalloc
 import types
-from collections.abc import Iterator
 from typing import Any, Callable
 
 import pytest
