@@ -120,7 +120,7 @@ def test_removed_sessions_are_freed_with_their_values(
     before_refs = sys.getrefcount(value)
     before_sessions = session_objects(core.Session)
     with Manager(p, "sid", 5) as manager:
-        for i in range(10):
+        for _ in range(10):
             s = manager.session_start(None)
             s["v"] = value
             manager.session_cookie(s)
