@@ -1,6 +1,7 @@
 """Server-side HTTP sessions held in process memory by a compiled store."""
 
 from ._impl import IMPLEMENTATION, MemoryProvider, Session
+from .errors import ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider, UnknownProviderError, get_provider, register
 
@@ -11,6 +12,7 @@ __all__ = [
     "Manager",
     "MemoryProvider",
     "Provider",
+    "ProviderUnavailableError",
     "Session",
     "UnknownProviderError",
     "__version__",

@@ -22,6 +22,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     bench.add_argument("--json", metavar="FILE", help="also write the results as JSON")
     bench.add_argument("--plot", metavar="FILE.png", help="also draw a bar chart (needs matplotlib)")
     bench.add_argument("--check", action="store_true", help="exit 1 when a performance bar is missed")
+    bench.add_argument(
+        "--redis",
+        metavar="URL",
+        help="Redis for the Redis group (default: a private redis-server if installed)",
+    )
     args = parser.parse_args(argv)
 
     if args.command == "demo":
@@ -32,7 +37,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 0
     from .bench import main as bench_main
 
-    return bench_main(args.quick, args.json, args.plot, args.check)
+    return bench_main(args.quick, args.json, args.plot, args.check, args.redis)
 
 
 if __name__ == "__main__":

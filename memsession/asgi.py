@@ -6,6 +6,7 @@ from collections.abc import Awaitable, MutableMapping
 from typing import Any, Callable
 
 from .cookies import CACHE_HEADERS
+from .errors import ProviderUnavailableError
 from .manager import Manager
 
 __all__ = ["SessionMiddleware"]
@@ -19,10 +20,26 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 _CACHE_HEADERS = [(k.lower().encode(), v.encode()) for k, v in CACHE_HEADERS]
 # The messages that carry a response's headers.
 _STARTS = frozenset(("http.response.start", "websocket.accept", "websocket.http.response.start"))
+_UNAVAILABLE = b"session store unavailable, try again shortly\n"
+_UNAVAILABLE_START = {
+    "type": "http.response.start",
+    "status": 503,
+    "headers": [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(_UNAVAILABLE)).encode()),
+        (b"retry-after", b"1"),
+        (b"cache-control", b"no-store"),
+    ],
+}
+_WS_TRY_AGAIN_LATER = 1013
 
 
 class SessionMiddleware:
-    """Wraps an ASGI app; the session cookie is set only when the Manager says so."""
+    """Wraps an ASGI app; the session cookie is set only when the Manager says so.
+
+    When the provider is unavailable an http request gets 503 Service
+    Unavailable and a websocket is closed with code 1013 (try again later).
+    """
 
     def __init__(self, app: ASGIApp, manager: Manager) -> None:
         if not callable(app):
@@ -33,7 +50,8 @@ class SessionMiddleware:
         self.manager = manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
             await self.app(scope, receive, send)
             return
         manager = self.manager
@@ -41,12 +59,31 @@ class SessionMiddleware:
         cookies = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
         # HTTP/2 may split the Cookie header; join the parts as HTTP/1.1 would.
         header = b"; ".join(cookies).decode("latin-1") if cookies else None
-        session = manager.session_start(header, https=https)
+        try:
+            session = manager.session_start(header, https=https)
+        except ProviderUnavailableError:
+            await _refuse(kind, send)
+            return
         scope["session"] = session
+        failed = False
 
         async def send_with_cookie(message: Message) -> None:
+            nonlocal failed
+            if failed:
+                # The app's response is replaced: its body ends where ours is sent.
+                if message["type"].endswith("response.body") and not message.get("more_body", False):
+                    await send({"type": message["type"], "body": _UNAVAILABLE})
+                return
             if message["type"] in _STARTS:
-                cookie = manager.session_cookie(session, https=https)
+                try:
+                    cookie = manager.session_cookie(session, https=https)
+                except ProviderUnavailableError:
+                    failed = True
+                    if message["type"] == "websocket.accept":
+                        await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})
+                    else:
+                        await send({**_UNAVAILABLE_START, "type": message["type"]})
+                    return
                 if cookie is not None:
                     headers = list(message.get("headers", ()))
                     headers.append((b"set-cookie", cookie.encode("latin-1")))
@@ -55,3 +92,12 @@ class SessionMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_cookie)
+
+
+async def _refuse(kind: str, send: Send) -> None:
+    """Answer 503 (http) or close with 1013 (websocket): the store is unreachable."""
+    if kind == "websocket":
+        await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})
+        return
+    await send(dict(_UNAVAILABLE_START))
+    await send({"type": "http.response.body", "body": _UNAVAILABLE})

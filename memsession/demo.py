@@ -12,7 +12,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from .manager import Manager
 from .wsgi import ENVIRON_KEY, SessionMiddleware
 
-__all__ = ["make_app", "serve"]
+__all__ = ["create_app", "make_app", "serve"]
 
 _PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>memsession demo</title>
@@ -101,6 +101,22 @@ def make_app(manager: Manager) -> SessionMiddleware:
     return SessionMiddleware(app, manager)
 
 
+def create_app() -> SessionMiddleware:
+    """The demo for WSGI servers (gunicorn "memsession.demo:create_app()").
+
+    With MEMSESSION_REDIS_URL set, sessions live in that Redis; otherwise in
+    this process's memory.
+    """
+    import os
+
+    url = os.environ.get("MEMSESSION_REDIS_URL")
+    if url:
+        from .redis import RedisProvider
+
+        return make_app(Manager(RedisProvider(url), "memsession", 300.0, absolute_lifetime=3600.0))
+    return make_app(Manager("memory", "memsession", 300.0, absolute_lifetime=3600.0))
+
+
 def _read_form(environ: dict[str, Any]) -> dict[str, list[str]]:
     try:
         length = min(int(environ.get("CONTENT_LENGTH") or 0), 4096)
@@ -125,9 +141,7 @@ def serve(
     manager: Optional[Manager] = None,
 ) -> None:
     """Serve the demo until interrupted."""
-    if manager is None:
-        manager = Manager("memory", "memsession", 300.0, absolute_lifetime=3600.0)
-    app = make_app(manager)
+    app = create_app() if manager is None else make_app(manager)
     with make_server(host, port, app, _ThreadingServer, _QuietHandler) as server:
         shown = f"[{host}]" if ":" in host else host
         print(f"memsession demo on http://{shown}:{server.server_port}/ (Ctrl+C stops it)")

@@ -6,18 +6,21 @@ import warnings
 from datetime import timedelta
 from typing import Any, Optional, cast
 
-from flask import Flask, current_app, request
+from flask import Flask, current_app, g, request
 from flask import session as _session_proxy
-from flask.sessions import SessionInterface, SessionMixin
+from flask.sessions import NullSession, SessionInterface, SessionMixin
+from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.wrappers import Request, Response
 
 from ._impl import Session
 from .cookies import CACHE_HEADERS
+from .errors import ProviderUnavailableError
 from .manager import Manager
 
 __all__ = ["ConfigWarning", "MemsessionInterface", "destroy_session", "init_app", "regenerate_session"]
 
 _EXTENSION = "memsession"
+_UNAVAILABLE = "_memsession_unavailable"
 
 # Flask's defaults for the settings the Manager replaces, and the Manager
 # value each one maps to.
@@ -51,19 +54,41 @@ class MemsessionInterface(SessionInterface):
             raise TypeError(f"manager must be a memsession Manager, not {type(manager).__name__}")
         self.manager = manager
 
-    def open_session(self, app: Flask, request: Request) -> SessionMixin:
-        session = self.manager.session_start(request.headers.get("Cookie"), https=request.is_secure)
+    def open_session(self, app: Flask, request: Request) -> Optional[SessionMixin]:
+        try:
+            session = self.manager.session_start(request.headers.get("Cookie"), https=request.is_secure)
+        except ProviderUnavailableError:
+            setattr(g, _UNAVAILABLE, True)  # answered with 503 before the view runs
+            return None
         return cast(SessionMixin, session)
 
     def is_null_session(self, obj: object) -> bool:
-        return False
+        return isinstance(obj, NullSession)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        cookie = self.manager.session_cookie(session, https=request.is_secure)
+        try:
+            cookie = self.manager.session_cookie(session, https=request.is_secure)
+        except ProviderUnavailableError:
+            _make_unavailable(response)
+            return
         if cookie is not None:
             response.headers.add("Set-Cookie", cookie)
             for name, value in CACHE_HEADERS:
                 response.headers.add(name, value)
+
+
+def _make_unavailable(response: Response) -> None:
+    """Turn a finished response into 503: its session could not be saved."""
+    response.status_code = 503
+    response.set_data("session store unavailable, try again shortly\n")
+    response.headers["Content-Type"] = "text/plain; charset=utf-8"
+    response.headers["Retry-After"] = "1"
+    response.headers["Cache-Control"] = "no-store"
+
+
+def _refuse_when_unavailable() -> None:
+    if g.get(_UNAVAILABLE):
+        raise ServiceUnavailable("session store unavailable, try again shortly", retry_after=1)
 
 
 def _from_flask_config(app: Flask) -> Manager:
@@ -117,6 +142,7 @@ def init_app(app: Flask, manager: Optional[Manager] = None) -> Manager:
         _warn_replaced_settings(app, manager)
     app.session_interface = MemsessionInterface(manager)
     app.extensions[_EXTENSION] = manager
+    app.before_request(_refuse_when_unavailable)
     return manager
 
 

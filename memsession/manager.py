@@ -281,8 +281,8 @@ class Manager:
         state = session._state
         if not state & _PENDING:
             self._provider.session_destroy(session.sid)
+        session._rekey(new_session_id())  # detached from here on: clearing stays local
         session.clear()
-        session._rekey(new_session_id())
         session.modified = False
         session._state = state | _PENDING | _KILL_COOKIE
 

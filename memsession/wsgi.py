@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterable, Optional
 
 from .cookies import CACHE_HEADERS
+from .errors import ProviderUnavailableError
 from .manager import Manager
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware"]
@@ -14,9 +15,20 @@ ENVIRON_KEY = "memsession.session"
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
+_UNAVAILABLE = b"session store unavailable, try again shortly\n"
+_UNAVAILABLE_HEADERS = [
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Content-Length", str(len(_UNAVAILABLE))),
+    ("Retry-After", "1"),
+    ("Cache-Control", "no-store"),
+]
+
 
 class SessionMiddleware:
-    """Wraps a WSGI app; the session cookie is set only when the Manager says so."""
+    """Wraps a WSGI app; the session cookie is set only when the Manager says so.
+
+    When the provider is unavailable the request gets 503 Service Unavailable.
+    """
 
     def __init__(self, app: WSGIApp, manager: Manager) -> None:
         if not callable(app):
@@ -29,15 +41,30 @@ class SessionMiddleware:
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         manager = self.manager
         https = environ.get("wsgi.url_scheme") == "https"
-        session = manager.session_start(environ.get("HTTP_COOKIE"), https=https)
+        try:
+            session = manager.session_start(environ.get("HTTP_COOKIE"), https=https)
+        except ProviderUnavailableError:
+            start_response("503 Service Unavailable", _UNAVAILABLE_HEADERS)
+            return [_UNAVAILABLE]
         environ[ENVIRON_KEY] = session
+        failed: list[bool] = []
 
         def session_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Optional[Any] = None
         ) -> Any:
-            cookie = manager.session_cookie(session, https=https)
+            try:
+                cookie = manager.session_cookie(session, https=https)
+            except ProviderUnavailableError:
+                failed.append(True)
+                return start_response("503 Service Unavailable", _UNAVAILABLE_HEADERS, exc_info)
             if cookie is not None:
                 headers = [*headers, ("Set-Cookie", cookie), *CACHE_HEADERS]
             return start_response(status, headers, exc_info)
 
-        return self.app(environ, session_start_response)
+        result = self.app(environ, session_start_response)
+        if failed:
+            close = getattr(result, "close", None)
+            if close is not None:
+                close()
+            return [_UNAVAILABLE]
+        return result

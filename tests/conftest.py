@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import types
+import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -46,3 +48,40 @@ def manager(provider: object) -> Iterator[memsession.Manager]:
     """A Manager over the fake-clock provider, closed after the test."""
     with memsession.Manager(provider, "sid", 100.0) as m:  # type: ignore[arg-type]
         yield m
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[Any]:
+    """A private redis-server for the whole run (installed with apt when absent)."""
+    pytest.importorskip("redis")
+    from .redis_server import RedisServer
+
+    server = RedisServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_provider(redis_server: Any, clock: FakeClock) -> Iterator[Any]:
+    """A RedisProvider on the fake clock, under a prefix of its own."""
+    from memsession.redis import RedisProvider
+
+    if redis_server.proc is None:
+        redis_server.start()
+    provider = RedisProvider(redis_server.url, prefix=f"t-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0)
+    yield provider
+    provider.client.close()
+
+
+@pytest.fixture(params=["memory-cython", "memory-python", "redis"])
+def any_provider(request: pytest.FixtureRequest, clock: FakeClock) -> Any:
+    """Each provider in turn, on the fake clock: the memory cores and Redis."""
+    if request.param == "redis":
+        return request.getfixturevalue("redis_provider")
+    core = _core_py if request.param == "memory-python" else None
+    if core is None:
+        if NO_EXTENSIONS:
+            pytest.skip("MEMSESSION_NO_EXTENSIONS is set")
+        core = _compiled()
+    return core.MemoryProvider(clock=clock)

@@ -69,7 +69,9 @@ def _sizes(quick: bool) -> dict[str, Any]:
     }
 
 
-def run(quick: bool = False, progress: Optional[Progress] = None) -> dict[str, Any]:
+def run(
+    quick: bool = False, progress: Optional[Progress] = None, redis_url: Optional[str] = None
+) -> dict[str, Any]:
     """Run every group and the memory count; return the results as plain data."""
     size = _sizes(quick)
     ours = cores()[0][0]
@@ -84,6 +86,10 @@ def run(quick: bool = False, progress: Optional[Progress] = None) -> dict[str, A
         wsgi_group(size["requests"]),
         flask_group(size["requests"]),
     ]
+    if redis_url is not None:
+        from .redisbench import redis_group
+
+        groups.append(redis_group(redis_url, 1_000, size["requests"]))
     for group in groups:
         if group.candidates:
             run_group(group, size["rounds"], progress)
@@ -217,9 +223,18 @@ def plot(results: dict[str, Any], path: str) -> None:
     fig.savefig(path, dpi=110)
 
 
-def main(quick: bool, json_path: Optional[str], plot_path: Optional[str], check: bool) -> int:
+def main(
+    quick: bool, json_path: Optional[str], plot_path: Optional[str], check: bool, redis: Optional[str] = None
+) -> int:
     """Run, print the table, write the optional files; 1 if check and a bar is missed."""
-    results = run(quick, Progress())
+    from .redisbench import start_redis
+
+    url, server = start_redis(redis)
+    try:
+        results = run(quick, Progress(), url)
+    finally:
+        if server is not None:
+            server.close()
     print(report(results))
     if json_path:
         with open(json_path, "w") as f:

@@ -1,0 +1,34 @@
+"""Redis provider round trips next to the memory provider, against a private redis-server."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from memsession.bench.runner import Candidate
+
+from .conftest import QUICK, measure
+
+pytest.importorskip("redis")
+from memsession.bench.redisbench import LocalRedis, redis_group  # noqa: E402
+
+CASES = ["memory read", "memory read + write", "redis read", "redis read + write", "ping"]
+
+
+@pytest.fixture(scope="module")
+def group() -> Iterator[Any]:
+    """The Redis benchmark group on a private server."""
+    try:
+        server = LocalRedis()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    yield redis_group(server.url, 1_000, 200 if QUICK else 2_000)
+    server.close()
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=CASES)
+def test_redis_round_trips(benchmark: Any, group: Any, index: int) -> None:
+    case: Candidate = group.candidates[index]
+    measure(benchmark, group, case)
