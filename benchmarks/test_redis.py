@@ -24,7 +24,10 @@ def group() -> Iterator[Any]:
         server = LocalRedis()
     except RuntimeError as exc:
         pytest.skip(str(exc))
-    yield redis_group(server.url, 1_000, 200 if QUICK else 2_000)
+    group = redis_group(server.url, 1_000, 200 if QUICK else 2_000)
+    yield group
+    if group.cleanup is not None:
+        group.cleanup()
     server.close()
 
 

@@ -232,6 +232,7 @@ class RedisProvider:
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
         if serializer is not None and not (hasattr(serializer, "dumps") and hasattr(serializer, "loads")):
             raise TypeError("serializer must have dumps(value) -> bytes and loads(bytes)")
+        self._owns_client = client is None
         if client is None:
             client = redis_py.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
             self._where = url.rpartition("@")[2]  # never show a password
@@ -350,6 +351,17 @@ class RedisProvider:
         """
         _as_seconds(max_lifetime, "max_lifetime")
         return 0
+
+    def close(self) -> None:
+        """Close the connections of a client this provider made (not of one it was given)."""
+        if self._owns_client:
+            self._client.close()
+
+    def __enter__(self) -> RedisProvider:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def __contains__(self, sid: object) -> bool:
         if not isinstance(sid, str) or not sid:

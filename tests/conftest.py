@@ -71,7 +71,7 @@ def redis_provider(redis_server: Any, clock: FakeClock) -> Iterator[Any]:
         redis_server.start()
     provider = RedisProvider(redis_server.url, prefix=f"t-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0)
     yield provider
-    provider.client.close()
+    provider.close()
 
 
 @pytest.fixture(params=["memory-cython", "memory-python", "redis"])

@@ -46,10 +46,10 @@ def test_a_custom_serializer_is_used(redis_server: Any, clock: FakeClock) -> Non
         def loads(self, data: bytes) -> Any:
             return data.decode()
 
-    p = RedisProvider(redis_server.url, prefix="ser:", serializer=Upper(), clock=clock)
-    p.session_init(SID)["k"] = "quiet"
-    assert p.session_read(SID)["k"] == "QUIET"
-    p.session_destroy(SID)
+    with RedisProvider(redis_server.url, prefix="ser:", serializer=Upper(), clock=clock) as p:
+        p.session_init(SID)["k"] = "quiet"
+        assert p.session_read(SID)["k"] == "QUIET"
+        p.session_destroy(SID)
 
 
 def test_each_session_is_one_hash_with_a_ttl(redis_provider: Any) -> None:
@@ -109,10 +109,10 @@ def test_gc_returns_zero_because_redis_expires_keys_itself(redis_provider: Any, 
 
 
 def test_the_password_never_shows_in_errors(redis_server: Any) -> None:
-    p = RedisProvider(f"redis://:hunter2@127.0.0.1:{free_port()}/0", timeout=0.5)
-    with pytest.raises(ProviderUnavailableError) as info:
-        p.session_read(SID)
-    assert "hunter2" not in str(info.value) and "hunter2" not in repr(p)
+    with RedisProvider(f"redis://:hunter2@127.0.0.1:{free_port()}/0", timeout=0.5) as p:
+        with pytest.raises(ProviderUnavailableError) as info:
+            p.session_read(SID)
+        assert "hunter2" not in str(info.value) and "hunter2" not in repr(p)
 
 
 @pytest.mark.parametrize(
@@ -134,17 +134,29 @@ def test_bad_arguments_name_themselves(kwargs: dict[str, Any], error: type) -> N
 # --- faults: the server stops and comes back ---------------------------------------
 
 
+_opened: list[RedisProvider] = []
+
+
+def request_closing(provider: RedisProvider) -> RedisProvider:
+    """Have flaky_redis close provider's connections when the test ends."""
+    _opened.append(provider)
+    return provider
+
+
 @pytest.fixture
 def flaky_redis() -> Iterator[RedisServer]:
     """A redis-server of this test's own, which the test may stop and restart."""
     server = RedisServer()
     server.start()
     yield server
+    while _opened:
+        _opened.pop().close()
     server.stop()
 
 
 def test_a_stopped_server_is_a_clear_error_and_recovery_needs_no_restart(flaky_redis: RedisServer) -> None:
     p = RedisProvider(flaky_redis.url, timeout=1.0)
+    request_closing(p)
     p.session_init(SID)["user"] = "ann"
     held = p.session_read(SID)
     flaky_redis.stop()
@@ -168,7 +180,7 @@ def test_a_stopped_server_is_a_clear_error_and_recovery_needs_no_restart(flaky_r
 def test_middlewares_answer_503_while_redis_is_down(flaky_redis: RedisServer, stack: str) -> None:
     kind, build = STACKS[stack]
     serve = serving if kind == "wsgi" else serving_asgi
-    manager = Manager(RedisProvider(flaky_redis.url, timeout=1.0), "sid", 100)
+    manager = Manager(request_closing(RedisProvider(flaky_redis.url, timeout=1.0)), "sid", 100)
     with serve(build(manager)) as base:
         browser = Browser(base)
         assert browser.request("/inc")[2] == "n=1 user=None"

@@ -91,8 +91,12 @@ def run(
 
         groups.append(redis_group(redis_url, 1_000, size["requests"]))
     for group in groups:
-        if group.candidates:
-            run_group(group, size["rounds"], progress)
+        try:
+            if group.candidates:
+                run_group(group, size["rounds"], progress)
+        finally:
+            if group.cleanup is not None:
+                group.cleanup()
     memory: dict[str, dict[str, float]] = {}
     for n in size["memory"]:
         for kind in [label for label, _ in cores()] + ["ttl", "dict"]:

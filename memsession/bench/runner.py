@@ -27,6 +27,7 @@ class Group:
     candidates: list[Candidate]
     ops: int
     times: dict[str, list[float]] = field(default_factory=dict)
+    cleanup: Optional[Callable[[], None]] = None  # releases what the candidates opened
 
     def median(self, name: str) -> float:
         """Median seconds per operation of one candidate."""
