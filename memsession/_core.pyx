@@ -87,15 +87,16 @@ cdef inline str _check_sid(object sid):
     return <str>sid
 
 
+cdef inline bint _is_number(object value):
+    """A real int or float; bool is refused (True seconds is a bug, not 1.0)."""
+    return type(value) is float or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
 cdef inline double _as_seconds(object value, str name) except? -1.0:
     """Convert a lifetime argument to float seconds, validating it."""
-    cdef double result
-    if type(value) is float:
-        result = <double>value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = float(value)
-    else:
+    if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    cdef double result = value
     if not result >= 0.0:
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     return result
@@ -103,13 +104,9 @@ cdef inline double _as_seconds(object value, str name) except? -1.0:
 
 cdef inline double _as_time(object value) except? -1.0:
     """Validate what an injected clock returned."""
-    cdef double result
-    if type(value) is float:
-        result = <double>value
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = float(value)
-    else:
+    if not _is_number(value):
         raise TypeError(f"clock must return a number, not {type(value).__name__}")
+    cdef double result = value
     if result != result:
         raise ValueError("clock returned nan")
     return result

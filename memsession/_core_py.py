@@ -34,12 +34,16 @@ def _check_sid(sid: object) -> str:
     return sid
 
 
+def _is_number(value: object) -> bool:
+    """A real int or float; bool is refused (True seconds is a bug, not 1.0)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _as_seconds(value: object, name: str) -> float:
     """Convert a lifetime argument to float seconds, validating it."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = float(value)
-    else:
+    if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
+    result = float(value)  # type: ignore[arg-type]
     if not result >= 0.0:
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     return result
@@ -47,10 +51,9 @@ def _as_seconds(value: object, name: str) -> float:
 
 def _as_time(value: object) -> float:
     """Validate what an injected clock returned."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        result = float(value)
-    else:
+    if not _is_number(value):
         raise TypeError(f"clock must return a number, not {type(value).__name__}")
+    result = float(value)  # type: ignore[arg-type]
     if result != result:
         raise ValueError("clock returned nan")
     return result

@@ -84,6 +84,9 @@ def handle(manager: Manager, session: Any, path: str) -> str:
         manager.session_destroy(session)
     elif path == "/clear":
         session.clear()
+    elif path == "/boom":
+        session["n"] = -1
+        raise RuntimeError("app failed")
     return f"n={session.get('n', 0)} user={session.get('user')}"
 
 

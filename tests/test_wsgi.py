@@ -10,30 +10,15 @@ import pytest
 
 from memsession import Manager
 from memsession.testing import FakeClock
-from memsession.wsgi import ENVIRON_KEY, SessionMiddleware
+from memsession.wsgi import SessionMiddleware
 
+from .stacks import wsgi_app
 from .webserver import Browser, serving
 
 
 def counter_app(manager: Manager) -> Any:
-    def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
-        session = environ[ENVIRON_KEY]
-        path = environ["PATH_INFO"]
-        if path == "/inc":
-            session["n"] = session.get("n", 0) + 1
-        elif path == "/login":
-            manager.session_regenerate(session)
-            session["user"] = "ann"
-        elif path == "/logout":
-            manager.session_destroy(session)
-        elif path == "/boom":
-            session["n"] = -1
-            raise RuntimeError("app failed")
-        body = f"n={session.get('n', 0)} user={session.get('user')}".encode()
-        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", str(len(body)))])
-        return [body]
-
-    return app
+    """The shared test app without the middleware, for wrapping here."""
+    return wsgi_app(manager).app
 
 
 @pytest.fixture

@@ -53,20 +53,21 @@ def redis_group(url: str, sessions: int, ops: int) -> Group:
     order = [ids[i % sessions] for i in range(ops)]
     label, cls = cores()[0]
 
+    def requests(read: Callable[..., Any], write: bool) -> Run:
+        def run() -> None:
+            for sid in order:
+                s = read(sid, 1800.0)
+                if write:
+                    s["n"] = 1
+
+        return run
+
     def memory(write: bool) -> Callable[[], Run]:
         def prep() -> Run:
             p = cls()
             for sid in ids:
                 p.session_init(sid)["n"] = 0
-            read = p.session_read
-
-            def run() -> None:
-                for sid in order:
-                    s = read(sid, 1800.0)
-                    if write:
-                        s["n"] = 1
-
-            return run
+            return requests(p.session_read, write)
 
         return prep
 
@@ -82,18 +83,7 @@ def redis_group(url: str, sessions: int, ops: int) -> Group:
         return provider[0]
 
     def remote(write: bool) -> Callable[[], Run]:
-        def prep() -> Run:
-            read = redis_store().session_read
-
-            def run() -> None:
-                for sid in order:
-                    s = read(sid, 1800.0)
-                    if write:
-                        s["n"] = 1
-
-            return run
-
-        return prep
+        return lambda: requests(redis_store().session_read, write)
 
     def ping() -> Run:
         client = redis_store().client
