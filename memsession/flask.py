@@ -12,6 +12,7 @@ from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.wrappers import Request, Response
 
+from ._core_py import Session as _TwinSession
 from ._impl import Session
 from .cookies import CACHE_HEADERS
 from .errors import ProviderUnavailableError
@@ -40,6 +41,7 @@ _FLASK_DEFAULTS: dict[str, Any] = {
 # A memsession Session has everything Flask asks of a session (permanent, new,
 # modified, accessed and the mapping protocol), so extensions that check may see it.
 SessionMixin.register(Session)
+SessionMixin.register(_TwinSession)  # the base of RedisSession, whichever core is in use
 
 
 class ConfigWarning(UserWarning):

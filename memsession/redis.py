@@ -217,7 +217,7 @@ class RedisProvider:
         *,
         prefix: str = "memsession:",
         client: Optional[redis_py.Redis] = None,
-        ttl: float = 86400.0,
+        ttl: float = 86400.0,  # until a read with a lifetime renews the TTL to that lifetime
         timeout: float = 2.0,
         serializer: Optional[Serializer] = None,
         clock: Optional[Callable[[], float]] = None,
@@ -308,7 +308,9 @@ class RedisProvider:
         """The live session, its idle time checked and refreshed in one atomic step."""
         sid = _check_sid(sid)
         limit = -1.0 if max_lifetime is None else _as_seconds(max_lifetime, "max_lifetime")
-        ttl_ms = self._ttl_ms if max_lifetime is None else max(self._ttl_ms, int(limit * 1000) + 1)
+        # Redis drops the hash a second after the idle lifetime runs out; the
+        # script's own check decides before that, exactly.
+        ttl_ms = self._ttl_ms if max_lifetime is None else int(limit * 1000) + 1000
         now = self.now()
         reply = self._run(self._read_script, sid, [repr(now), repr(limit), ttl_ms])
         if not reply:
