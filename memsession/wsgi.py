@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Optional
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 from .cookies import CACHE_HEADERS
 from .errors import ProviderUnavailableError
@@ -48,10 +48,12 @@ class SessionMiddleware:
             return [_UNAVAILABLE]
         environ[ENVIRON_KEY] = session
         failed: list[bool] = []
+        started: list[bool] = []
 
         def session_start_response(
             status: str, headers: list[tuple[str, str]], exc_info: Optional[Any] = None
         ) -> Any:
+            started.append(True)
             try:
                 cookie = manager.session_cookie(session, https=https)
             except ProviderUnavailableError:
@@ -63,8 +65,26 @@ class SessionMiddleware:
 
         result = self.app(environ, session_start_response)
         if failed:
-            close = getattr(result, "close", None)
-            if close is not None:
-                close()
+            _close(result)
             return [_UNAVAILABLE]
+        if not started:  # the app starts its response while its body is iterated
+            return _replace_if_failed(result, failed)
         return result
+
+
+def _close(result: Iterable[bytes]) -> None:
+    close = getattr(result, "close", None)
+    if close is not None:
+        close()
+
+
+def _replace_if_failed(result: Iterable[bytes], failed: list[bool]) -> Iterator[bytes]:
+    """The app's body, or the 503 body once saving the session failed."""
+    try:
+        for chunk in result:
+            if failed:
+                yield _UNAVAILABLE
+                return
+            yield chunk
+    finally:
+        _close(result)

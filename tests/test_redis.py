@@ -195,6 +195,23 @@ def test_middlewares_answer_503_while_redis_is_down(flaky_redis: RedisServer, st
         assert browser.request("/inc")[2] == "n=2 user=None"
 
 
+def test_a_lazy_wsgi_app_also_gets_a_clean_503(flaky_redis: RedisServer) -> None:
+    from memsession.wsgi import ENVIRON_KEY, SessionMiddleware
+
+    def lazy_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:
+        environ[ENVIRON_KEY]["n"] = 1  # a new session: stored when the response starts
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "13")])
+        yield b"all is well\n\n"
+
+    manager = Manager(request_closing(RedisProvider(flaky_redis.url, timeout=1.0)), "sid", 100)
+    with serving(SessionMiddleware(lazy_app, manager)) as base:
+        assert Browser(base).request("/")[0] == 200
+        flaky_redis.stop()
+        status, headers, body = Browser(base).request("/")
+        assert status == 503 and body.startswith("session store unavailable")
+        assert headers["Retry-After"] == "1" and headers.get_all("Set-Cookie") is None
+
+
 # --- real worker processes ---------------------------------------------------------
 
 ROOT = Path(__file__).resolve().parent.parent
