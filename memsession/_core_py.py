@@ -133,9 +133,13 @@ class Session(dict):  # type: ignore[type-arg]
     def permanent(self, value: object) -> None:
         wanted = None if value is None else bool(value)
         if wanted is not self._permanent:
+            self._save_permanent(wanted)
             self._permanent = wanted
             # The cookie's attributes change: have the Manager send it again.
-            self._cookie_off = -math.inf
+            self._cookie_at = -math.inf
+
+    def _save_permanent(self, wanted: Optional[bool]) -> None:
+        """Where a store keeps sessions outside this object, record permanent there."""
 
     @property
     def accessed(self) -> bool:
@@ -189,16 +193,17 @@ class Session(dict):  # type: ignore[type-arg]
         """The session's id."""
         return self._sid
 
+    # set, delete, setdefault, popitem and |= go through __setitem__,
+    # __delitem__, pop and update, so a store that writes through (Redis)
+    # overrides only those.
     def set(self, key: Any, value: Any) -> None:
         """Store value under key."""
-        dict.__setitem__(self, key, value)
-        self._modified = True
+        self[key] = value
 
     def delete(self, key: Any) -> None:
         """Remove key; no error when it is absent."""
         if dict.__contains__(self, key):
-            dict.__delitem__(self, key)
-            self._modified = True
+            del self[key]
 
     def __setitem__(self, key: Any, value: Any) -> None:
         dict.__setitem__(self, key, value)
@@ -218,17 +223,17 @@ class Session(dict):  # type: ignore[type-arg]
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last inserted (key, value) pair."""
-        item = dict.popitem(self)
-        self._modified = True
-        return item
+        if not dict.__len__(self):
+            raise KeyError("popitem(): dictionary is empty")
+        key = next(reversed(dict.keys(self)))
+        return key, self.pop(key)
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """Return self[key], storing default first when key is absent."""
         found = dict.get(self, key, _MISSING)
         if found is not _MISSING:
             return found
-        dict.__setitem__(self, key, default)
-        self._modified = True
+        self[key] = default
         return default
 
     def update(self, *args: Any, **kwargs: Any) -> None:
@@ -243,8 +248,7 @@ class Session(dict):  # type: ignore[type-arg]
             self._modified = True
 
     def __ior__(self, other: Any) -> Session:  # type: ignore[misc]
-        dict.update(self, other)
-        self._modified = True
+        self.update(other)
         return self
 
     def __reduce__(self) -> tuple[Any, ...]:

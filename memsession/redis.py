@@ -117,10 +117,6 @@ class RedisSession(Session):
         if self._stored and keys:
             self._provider._call(self._provider._client.hdel, self._provider._key(self._sid), *keys)
 
-    def set(self, key: Any, value: Any) -> None:
-        """Store value under key (written to Redis at once)."""
-        self[key] = value
-
     def __setitem__(self, key: Any, value: Any) -> None:
         data = self._encode(key, value)
         self._write({_DATA + key: data})
@@ -133,40 +129,17 @@ class RedisSession(Session):
         self._write({_DATA + k: data for k, data in encoded})
         super().update(new)
 
-    def __ior__(self, other: Any) -> RedisSession:  # type: ignore[misc]
-        self.update(other)
-        return self
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        """Return self[key], storing default first when key is absent."""
-        if dict.__contains__(self, key):
-            return dict.__getitem__(self, key)
-        self[key] = default
-        return default
-
     def __delitem__(self, key: Any) -> None:
         if not dict.__contains__(self, key):
             raise KeyError(key)
         self._remove(_DATA + key)
         super().__delitem__(key)
 
-    def delete(self, key: Any) -> None:
-        """Remove key; no error when it is absent."""
-        if dict.__contains__(self, key):
-            del self[key]
-
     def pop(self, key: Any, *default: Any) -> Any:
         """Remove key and return its value (or default)."""
         if dict.__contains__(self, key):
             self._remove(_DATA + key)
         return super().pop(key, *default)
-
-    def popitem(self) -> tuple[Any, Any]:
-        """Remove and return the last inserted (key, value) pair."""
-        if not dict.__len__(self):
-            raise KeyError("popitem(): session is empty")
-        key = next(reversed(dict.keys(self)))
-        return key, self.pop(key)
 
     def clear(self) -> None:
         """Remove all data, including keys other requests added meanwhile."""
@@ -185,21 +158,14 @@ class RedisSession(Session):
             self._write({"m:k": repr(value)})
             self._cookie_time = value
 
-    @property
-    def permanent(self) -> Optional[bool]:
-        """Whether the cookie outlives the browser session; None: the Manager's choice."""
-        return self._permanent
-
-    @permanent.setter
-    def permanent(self, value: object) -> None:
-        wanted = None if value is None else bool(value)
-        if wanted is not self._permanent:
-            if wanted is None:
-                self._remove("m:p")
-            else:
-                self._write({"m:p": "1" if wanted else "0"})
-            self._permanent = wanted
-            self._cookie_at = -math.inf  # attributes change: have the cookie sent again
+    def _save_permanent(self, wanted: Optional[bool]) -> None:
+        # One command: the flag, and that the cookie is due again.
+        if wanted is None:
+            self._remove("m:p")
+            self._write({"m:k": repr(-math.inf)})
+        else:
+            self._write({"m:p": "1" if wanted else "0", "m:k": repr(-math.inf)})
+        self._cookie_time = -math.inf
 
     def _rekey(self, sid: object) -> None:
         # The Manager removes the old hash first; this proxy then no longer
