@@ -22,13 +22,14 @@ def group() -> Iterator[Any]:
     """The Redis benchmark group on a private server."""
     try:
         server = LocalRedis()
+        server.start()
     except RuntimeError as exc:
         pytest.skip(str(exc))
     group = redis_group(server.url, 1_000, 200 if QUICK else 2_000)
     yield group
     if group.cleanup is not None:
         group.cleanup()
-    server.close()
+    server.stop()
 
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=CASES)

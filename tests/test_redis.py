@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from memsession import Manager, ProviderUnavailableError
+from memsession.bench.redisbench import LocalRedis
 from memsession.testing import FakeClock
 
 from .redis_server import RedisServer, free_port
@@ -144,7 +145,7 @@ def request_closing(provider: RedisProvider) -> RedisProvider:
 
 
 @pytest.fixture
-def flaky_redis() -> Iterator[RedisServer]:
+def flaky_redis() -> Iterator[LocalRedis]:
     """A redis-server of this test's own, which the test may stop and restart."""
     server = RedisServer()
     server.start()
@@ -154,7 +155,7 @@ def flaky_redis() -> Iterator[RedisServer]:
     server.stop()
 
 
-def test_a_stopped_server_is_a_clear_error_and_recovery_needs_no_restart(flaky_redis: RedisServer) -> None:
+def test_a_stopped_server_is_a_clear_error_and_recovery_needs_no_restart(flaky_redis: LocalRedis) -> None:
     p = RedisProvider(flaky_redis.url, timeout=1.0)
     request_closing(p)
     p.session_init(SID)["user"] = "ann"
@@ -177,7 +178,7 @@ def test_a_stopped_server_is_a_clear_error_and_recovery_needs_no_restart(flaky_r
 
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
-def test_middlewares_answer_503_while_redis_is_down(flaky_redis: RedisServer, stack: str) -> None:
+def test_middlewares_answer_503_while_redis_is_down(flaky_redis: LocalRedis, stack: str) -> None:
     kind, build = STACKS[stack]
     serve = serving if kind == "wsgi" else serving_asgi
     manager = Manager(request_closing(RedisProvider(flaky_redis.url, timeout=1.0)), "sid", 100)
@@ -195,7 +196,7 @@ def test_middlewares_answer_503_while_redis_is_down(flaky_redis: RedisServer, st
         assert browser.request("/inc")[2] == "n=2 user=None"
 
 
-def test_a_lazy_wsgi_app_also_gets_a_clean_503(flaky_redis: RedisServer) -> None:
+def test_a_lazy_wsgi_app_also_gets_a_clean_503(flaky_redis: LocalRedis) -> None:
     from memsession.wsgi import ENVIRON_KEY, SessionMiddleware
 
     def lazy_app(environ: dict[str, Any], start_response: Any) -> Iterator[bytes]:

@@ -238,7 +238,7 @@ def main(
         results = run(quick, Progress(), url)
     finally:
         if server is not None:
-            server.close()
+            server.stop()
     print(report(results))
     if json_path:
         with open(json_path, "w") as f:

@@ -14,35 +14,71 @@ from .store import cores, make_ids
 Run = Callable[[], object]
 
 
-class LocalRedis:
-    """A throwaway redis-server on a free loopback port, without persistence."""
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
-    def __init__(self) -> None:
-        exe = shutil.which("redis-server")
-        if exe is None:
+
+class LocalRedis:
+    """A throwaway redis-server on a free loopback port, without persistence.
+
+    stop() and start() again keep the port, so a client can see it go and come back.
+    """
+
+    def __init__(self, executable: Optional[str] = None) -> None:
+        found = executable or shutil.which("redis-server")
+        if found is None:
             raise RuntimeError("redis-server is not installed")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.executable = found
+        self.port = free_port()
+        self.proc: Optional[subprocess.Popen[bytes]] = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            [
+                self.executable,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
         deadline = time.monotonic() + 15
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or self.proc.poll() is not None:
-                    raise RuntimeError("redis-server did not start") from None
-                time.sleep(0.02)
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        while not self.ping():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.02)  # waiting for a real process to listen
 
-    def close(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(15)
+    def ping(self) -> bool:
+        """True when the server answers PING."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as s:
+                s.sendall(b"PING\r\n")
+                return s.recv(16).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(15)
+            self.proc = None
 
 
 def redis_group(url: str, sessions: int, ops: int) -> Group:
@@ -112,6 +148,7 @@ def start_redis(url: Optional[str]) -> tuple[Optional[str], Optional[LocalRedis]
         return url, None
     try:
         server = LocalRedis()
+        server.start()
     except RuntimeError:
         return None, None
     return server.url, server
