@@ -40,6 +40,7 @@ def test_reading_only_stores_nothing_and_sets_no_cookie(stack: tuple[str, Any]) 
     status, headers, body = Browser(base).request("/peek")
     assert (status, body) == (200, "n=0 user=None")
     assert set_cookies(headers) == [] and len(provider) == 0
+    assert headers.get("Vary") is None
 
 
 def test_cookie_attributes_and_cache_headers(stack: tuple[str, Any]) -> None:
@@ -96,6 +97,7 @@ def test_logout_destroys_state_and_expires_the_cookie(stack: tuple[str, Any]) ->
     (cookie,) = set_cookies(headers)
     assert cookie.startswith("sid=;") and "Max-Age=0" in cookie
     assert browser.cookie("sid") is None and len(provider) == 0
+    assert browser.request("/peek")[2] == "n=0 user=None"
 
 
 def test_clearing_the_session_logs_out(stack: tuple[str, Any]) -> None:

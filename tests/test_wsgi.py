@@ -1,4 +1,4 @@
-"""The WSGI middleware through a real wsgiref server and a cookie-jar client."""
+"""WSGI specifics through a real wsgiref server (the shared behaviour is in test_frameworks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from memsession import Manager
-from memsession.testing import FakeClock
 from memsession.wsgi import SessionMiddleware
 
 from .stacks import wsgi_app
@@ -35,62 +34,12 @@ def site(wsgi_manager: Manager) -> Iterator[str]:
         yield base
 
 
-def test_counter_climbs_across_requests(site: str) -> None:
-    browser = Browser(site)
-    for n in range(1, 6):
-        status, _, body = browser.request("/inc")
-        assert status == 200 and body.startswith(f"n={n} ")
-
-
 def test_two_browsers_have_separate_sessions(site: str) -> None:
     a, b = Browser(site), Browser(site)
     for _ in range(3):
         a.request("/inc")
     assert b.request("/inc")[2].startswith("n=1 ")
     assert a.cookie("sid") != b.cookie("sid")
-
-
-def test_a_request_that_only_reads_sets_no_cookie(site: str, provider: Any) -> None:
-    status, headers, _ = Browser(site).request("/peek")
-    assert status == 200
-    assert headers.get_all("Set-Cookie") is None and headers.get("Vary") is None
-    assert len(provider) == 0
-
-
-def test_setting_the_cookie_comes_with_cache_headers(site: str) -> None:
-    _, headers, _ = Browser(site).request("/inc")
-    (cookie,) = headers.get_all("Set-Cookie")
-    assert cookie.startswith("sid=") and "HttpOnly" in cookie and "SameSite=Lax" in cookie
-    assert "Secure" not in cookie
-    assert headers["Vary"] == "Cookie"
-    assert headers["Cache-Control"] == 'no-cache="set-cookie"'
-
-
-def test_later_requests_of_a_session_send_no_cookie(site: str) -> None:
-    browser = Browser(site)
-    browser.request("/inc")
-    _, headers, _ = browser.request("/inc")
-    assert headers.get_all("Set-Cookie") is None
-
-
-def test_login_regenerates_and_logout_destroys(site: str, provider: Any) -> None:
-    browser = Browser(site)
-    browser.request("/inc")
-    before = browser.cookie("sid")
-    assert browser.request("/login")[2] == "n=1 user=ann"
-    after = browser.cookie("sid")
-    assert after != before and before not in provider and after in provider
-    assert browser.request("/logout")[2] == "n=0 user=None"
-    assert browser.cookie("sid") is None and len(provider) == 0
-    assert browser.request("/peek")[2] == "n=0 user=None"
-
-
-def test_idle_timeout_through_the_server(site: str, clock: FakeClock) -> None:
-    browser = Browser(site)
-    browser.request("/inc")
-    browser.request("/inc")
-    clock.advance(101)
-    assert browser.request("/inc")[2].startswith("n=1 ")
 
 
 def test_hostile_cookie_headers_get_a_normal_response(site: str, provider: Any) -> None:
