@@ -1,0 +1,1 @@
+"""memsession's benchmark harness, run from a checkout (not installed with the package)."""

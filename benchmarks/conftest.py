@@ -1,4 +1,4 @@
-"""Benchmarks share memsession.bench's cases; each group's candidates side by side."""
+"""The pytest-benchmark suites run the same cases, at the same sizes, as `python -m benchmarks`."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ from typing import Any
 
 import pytest
 
-from memsession.bench.runner import Candidate, Group
+from .runner import Candidate, Group
+from .suite import sizes
 
 # MEMSESSION_BENCH_QUICK=1: small sizes, for a smoke run that keeps the suite alive.
 QUICK = bool(os.environ.get("MEMSESSION_BENCH_QUICK"))
+SIZES = sizes(QUICK)
 
 
-def params(group: Group) -> Any:
+def params(group: Group) -> pytest.MarkDecorator:
     """pytest parameters, one per candidate of a group."""
     return pytest.mark.parametrize("case", group.candidates, ids=[c.name for c in group.candidates])
 
@@ -28,4 +30,4 @@ def measure(benchmark: Any, group: Group, case: Candidate) -> None:
         holder["run"] = case.prepare()
         return (), {}
 
-    benchmark.pedantic(lambda: holder["run"](), setup=setup, rounds=3 if QUICK else 9, iterations=1)
+    benchmark.pedantic(lambda: holder["run"](), setup=setup, rounds=SIZES.rounds, iterations=1)

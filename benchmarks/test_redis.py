@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 
-from memsession.bench.runner import Candidate
+from tests.redis_server import LocalRedis
 
-from .conftest import QUICK, measure
+from .conftest import SIZES, measure
+from .runner import Candidate
 
 pytest.importorskip("redis")
-from memsession.bench.redisbench import LocalRedis, redis_group  # noqa: E402
+from .redisbench import redis_group  # noqa: E402
 
 CASES = ["memory read", "memory read + write", "redis read", "redis read + write", "ping"]
 
@@ -25,7 +26,7 @@ def group() -> Iterator[Any]:
         server.start()
     except RuntimeError as exc:
         pytest.skip(str(exc))
-    group = redis_group(server.url, 1_000, 200 if QUICK else 2_000)
+    group = redis_group(server.url, SIZES.redis_sessions, SIZES.requests)
     yield group
     if group.cleanup is not None:
         group.cleanup()

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from memsession.bench import web
-from memsession.bench.runner import Candidate
+from .conftest import SIZES, measure, params
+from .runner import Candidate
+from .suite import request_groups
 
-from .conftest import QUICK, measure, params
-
-REQUESTS = 500 if QUICK else 5_000
-ASGI = web.asgi_group(REQUESTS)
-WSGI = web.wsgi_group(REQUESTS)
-FLASK = web.flask_group(REQUESTS)
+ASGI, WSGI, FLASK = request_groups(SIZES)
 
 
 @params(ASGI)

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from memsession.bench import store
-from memsession.bench.runner import Candidate
+from .conftest import SIZES, measure, params
+from .runner import Candidate
+from .suite import store_groups
 
-from .conftest import QUICK, measure, params
-
-READ = store.read_group(*((20_000, 20_000) if QUICK else (100_000, 200_000)))
-CREATE = store.create_group(10_000 if QUICK else 100_000)
-DESTROY = store.destroy_group(10_000 if QUICK else 100_000)
-GC = store.gc_group(*((20_000, 10_000) if QUICK else (100_000, 50_000)))
-GC_IDLE = store.gc_idle_group([10_000, 100_000] if QUICK else [100_000, 1_000_000])
-EVICT = store.evict_group(*((10_000, 5_000) if QUICK else (100_000, 50_000)))
+READ, CREATE, DESTROY, GC, GC_IDLE, EVICT = store_groups(SIZES)
 
 
 @params(READ)

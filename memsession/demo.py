@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import html
 import socketserver
 import sys
@@ -15,24 +16,43 @@ from .wsgi import ENVIRON_KEY, SessionMiddleware
 __all__ = ["create_app", "make_app", "serve"]
 
 _PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>memsession demo</title>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>memsession demo</title>
 <style>
-body {{ font-family: system-ui, sans-serif; max-width: 36rem; margin: 3rem auto; }}
-form {{ display: inline; margin-right: .5rem; }}
+body {{ font-family: system-ui, sans-serif; max-width: 36rem; margin: 2rem auto; padding: 0 1rem; }}
+form {{ display: inline-block; margin: 0 .5rem .5rem 0; }}
+button, input {{ font-size: 1rem; padding: .3rem .6rem; }}
 dt {{ font-weight: bold; }} code {{ background: #eee; padding: 0 .2rem; }}
 </style></head>
 <body>
 <h1>memsession demo</h1>
 <dl>
-<dt>Visits counted</dt><dd id="count">{count}</dd>
+<dt>Button presses</dt><dd id="count">{count}</dd>
 <dt>User</dt><dd id="user">{user}</dd>
 <dt>Session id</dt><dd id="sid">{sid}</dd>
-<dt>Time left</dt><dd id="left">{left}</dd>
+<dt>Time left</dt><dd id="left" data-seconds="{seconds}">{left}</dd>
 </dl>
-<form method="post" action="/count"><button id="count-button">Count</button></form>
+<form method="post" action="/count"><button id="count-button">Press me</button></form>
 {account}
 <p>Nothing is stored and no cookie is sent until you press a button.
-Logging in gives the session a new id; logging out destroys it.</p>
+Logging in gives the session a new id; logging out destroys it.
+Leave the page idle and watch the session run out; reload to see it gone.</p>
+<script>
+(function () {{
+  var left = document.getElementById("left");
+  var end = Date.now() + 1000 * Number(left.dataset.seconds);
+  if (!(Number(left.dataset.seconds) > 0)) return;
+  function show() {{
+    var s = Math.max(0, Math.ceil((end - Date.now()) / 1000));
+    left.firstChild.textContent = s > 0
+      ? Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0")
+      : "expired: reload for a fresh session";
+    if (s > 0) setTimeout(show, 250);
+  }}
+  show();
+}})();
+</script>
 </body></html>
 """
 
@@ -53,13 +73,17 @@ def make_app(manager: Manager) -> SessionMiddleware:
     """The demo site as a WSGI app wrapped in the session middleware."""
 
     def page(session: Any) -> bytes:
-        if len(session) or session.modified:
+        seconds = 0
+        if len(session):
             sid = f"<code>{html.escape(session.sid[:8])}</code>… (first 8 of 43 characters)"
-            idle = manager.max_lifetime
-            left = f"{_clock_text(idle)} idle before it expires (each request restarts it)"
+            # This request just used the session: its idle time starts over.
+            seconds = int(manager.max_lifetime)
+            note = "idle before it expires (each request restarts it)"
             if manager.absolute_lifetime is not None:
-                absolute = session.created + manager.absolute_lifetime - session.last_used
-                left += f"; at most {_clock_text(absolute)} in all"
+                absolute = int(session.created + manager.absolute_lifetime - session.last_used)
+                if absolute < seconds:
+                    seconds, note = absolute, "before it ends (absolute lifetime)"
+            left = f"{_clock_text(seconds)}<small> {note}</small>"
         else:
             sid = "none yet: nothing stored, no cookie sent"
             left = "-"
@@ -68,6 +92,7 @@ def make_app(manager: Manager) -> SessionMiddleware:
             count=int(session.get("count", 0)),
             user=html.escape(user) if user else "not logged in",
             sid=sid,
+            seconds=seconds,
             left=left,
             account=_LOGOUT if user else _LOGIN,
         ).encode()
@@ -101,20 +126,22 @@ def make_app(manager: Manager) -> SessionMiddleware:
     return SessionMiddleware(app, manager)
 
 
-def create_app() -> SessionMiddleware:
+def create_app(max_lifetime: float = 300.0) -> SessionMiddleware:
     """The demo for WSGI servers (gunicorn "memsession.demo:create_app()").
 
     With MEMSESSION_REDIS_URL set, sessions live in that Redis; otherwise in
-    this process's memory.
+    this process's memory. Sessions end after max_lifetime idle seconds, and
+    an hour after they began.
     """
     import os
 
+    absolute = max(3600.0, max_lifetime)
     url = os.environ.get("MEMSESSION_REDIS_URL")
     if url:
         from .redis import RedisProvider
 
-        return make_app(Manager(RedisProvider(url), "memsession", 300.0, absolute_lifetime=3600.0))
-    return make_app(Manager("memory", "memsession", 300.0, absolute_lifetime=3600.0))
+        return make_app(Manager(RedisProvider(url), "memsession", max_lifetime, absolute_lifetime=absolute))
+    return make_app(Manager("memory", "memsession", max_lifetime, absolute_lifetime=absolute))
 
 
 def _read_form(environ: dict[str, Any]) -> dict[str, list[str]]:
@@ -139,10 +166,24 @@ def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     manager: Optional[Manager] = None,
-) -> None:
-    """Serve the demo until interrupted."""
-    app = create_app() if manager is None else make_app(manager)
-    with make_server(host, port, app, _ThreadingServer, _QuietHandler) as server:
+    *,
+    max_lifetime: float = 300.0,
+) -> int:
+    """Serve the demo until interrupted; return the exit status."""
+    app = create_app(max_lifetime) if manager is None else make_app(manager)
+    try:
+        server = make_server(host, port, app, _ThreadingServer, _QuietHandler)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            print(
+                f"memsession demo: port {port} on {host} is taken; "
+                f"pick another with --port (e.g. --port {port + 1}, or --port 0 for any free one)",
+                file=sys.stderr,
+            )
+        else:
+            print(f"memsession demo: cannot listen on {host}:{port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    with server:
         shown = f"[{host}]" if ":" in host else host
         print(f"memsession demo on http://{shown}:{server.server_port}/ (Ctrl+C stops it)")
         sys.stdout.flush()
@@ -150,3 +191,4 @@ def serve(
             server.serve_forever()
         except KeyboardInterrupt:
             pass
+    return 0

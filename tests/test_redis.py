@@ -14,10 +14,9 @@ from typing import Any
 import pytest
 
 from memsession import Manager, ProviderUnavailableError
-from memsession.bench.redisbench import LocalRedis
 from memsession.testing import FakeClock
 
-from .redis_server import RedisServer, free_port
+from .redis_server import LocalRedis, RedisServer, free_port
 from .stacks import STACKS
 from .webserver import Browser, serving, serving_asgi
 

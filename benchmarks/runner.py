@@ -42,6 +42,7 @@ class Progress:
         self.tty = stream.isatty()
 
     def show(self, text: str) -> None:
+        """Replace the status line with text."""
         if self.tty:
             self.stream.write("\r\x1b[2K" + text)
         else:
@@ -49,6 +50,7 @@ class Progress:
         self.stream.flush()
 
     def done(self) -> None:
+        """Clear the status line."""
         if self.tty:
             self.stream.write("\r\x1b[2K")
             self.stream.flush()

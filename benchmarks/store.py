@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import random
-import tracemalloc
 from typing import Any, Callable, Optional
 
 from .runner import Candidate, Group
@@ -21,13 +20,13 @@ def make_ids(n: int, seed: int = 1) -> list[str]:
 
 def cores() -> list[tuple[str, Any]]:
     """(label, MemoryProvider class) of each core available here."""
-    from .. import _core_py
-    from .._impl import NO_EXTENSIONS
+    from memsession import _core_py
+    from memsession._impl import NO_EXTENSIONS
 
     found: list[tuple[str, Any]] = []
     if not NO_EXTENSIONS:
         try:
-            from .. import _core
+            from memsession import _core
 
             found.append(("memsession (compiled)", _core.MemoryProvider))
         except ImportError:
@@ -37,13 +36,15 @@ def cores() -> list[tuple[str, Any]]:
 
 
 def _peer(module: str) -> Optional[Any]:
+    """The peer's module, or None when it is not installed."""
     try:
         return __import__(module)
     except ImportError:
         return None
 
 
-def _memory_store(cls: Any, ids: list[str], **kwargs: Any) -> Any:
+def memory_store(cls: Any, ids: list[str], **kwargs: Any) -> Any:
+    """A MemoryProvider of cls holding one-key sessions under ids."""
     p = cls(**kwargs)
     for sid in ids:
         p.session_init(sid)["user_id"] = 1
@@ -58,7 +59,7 @@ def read_group(size: int, ops: int) -> Group:
     for label, cls in cores():
 
         def prep(cls: Any = cls) -> Run:
-            read = _memory_store(cls, ids).session_read
+            read = memory_store(cls, ids).session_read
 
             def run() -> None:
                 for sid in order:
@@ -162,7 +163,7 @@ def destroy_group(ops: int) -> Group:
     for label, cls in cores():
 
         def prep(cls: Any = cls) -> Run:
-            destroy = _memory_store(cls, ids).session_destroy
+            destroy = memory_store(cls, ids).session_destroy
 
             def run() -> None:
                 for sid in ids:
@@ -248,7 +249,7 @@ def gc_idle_group(sizes: list[int]) -> Group:
     for size in sizes:
 
         def prep(size: int = size) -> Run:
-            p = _memory_store(cls, make_ids(size, seed=6))
+            p = memory_store(cls, make_ids(size, seed=6))
             gc = p.session_gc
 
             def run() -> None:
@@ -269,7 +270,7 @@ def evict_group(capacity: int, ops: int) -> Group:
     for label, cls in cores():
 
         def prep(cls: Any = cls) -> Run:
-            init = _memory_store(cls, first, max_sessions=capacity).session_init
+            init = memory_store(cls, first, max_sessions=capacity).session_init
 
             def run() -> None:
                 for sid in extra:
@@ -294,26 +295,3 @@ def evict_group(capacity: int, ops: int) -> Group:
 
         cands.append(Candidate("lru-dict set at capacity", prep_lru))
     return Group("evict", f"insert at capacity {capacity:,} with LRU eviction", cands, ops)
-
-
-def bytes_per_session(kind: str, n: int) -> float:
-    """Traced bytes per session holding {"user_id": 1}, id strings excluded."""
-    ids = make_ids(n, seed=8)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.get_traced_memory()[0]
-        if kind == "dict":
-            store: Any = {sid: {"user_id": 1} for sid in ids}
-        elif kind == "ttl":
-            import cachetools
-
-            store = cachetools.TTLCache(maxsize=n * 2, ttl=LIFETIME)
-            for sid in ids:
-                store[sid] = {"user_id": 1}
-        else:
-            store = _memory_store(dict(cores())[kind], ids)
-        after = tracemalloc.get_traced_memory()[0]
-    finally:
-        tracemalloc.stop()
-    del store
-    return (after - before) / n

@@ -12,6 +12,8 @@ Run = Callable[[], object]
 
 
 def _asgi_app(scope: Any, receive: Any, send: Any) -> Any:
+    """The ASGI app under test: count in the session, answer "ok"."""
+
     async def app() -> None:
         session = scope["session"]
         session["n"] = session.get("n", 0) + 1
@@ -68,8 +70,8 @@ def _asgi_driver(middleware: Any, requests: int) -> Run:
 
 def asgi_group(requests: int) -> Group:
     """memsession's ASGI middleware against Starlette's SessionMiddleware."""
-    from .. import Manager, MemoryProvider
-    from ..asgi import SessionMiddleware
+    from memsession import Manager, MemoryProvider
+    from memsession.asgi import SessionMiddleware
 
     def ours() -> Run:
         manager = Manager(MemoryProvider(), "sid", 1800.0)
@@ -87,6 +89,8 @@ def asgi_group(requests: int) -> Group:
 
 
 def _wsgi_app(key: str, save: bool) -> Any:
+    """The WSGI app under test, finding its session under environ[key] (save(): Beaker's way)."""
+
     def app(environ: dict[str, Any], start_response: Any) -> list[bytes]:
         session = environ[key]
         session["n"] = session.get("n", 0) + 1
@@ -99,6 +103,7 @@ def _wsgi_app(key: str, save: bool) -> Any:
 
 
 def _wsgi_driver(app: Any, requests: int) -> Run:
+    """A client that keeps the cookie, calling the WSGI app in-process."""
     jar: list[str] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> None:
@@ -130,8 +135,8 @@ def _wsgi_driver(app: Any, requests: int) -> Run:
 
 def wsgi_group(requests: int) -> Group:
     """memsession's WSGI middleware against Beaker's with its memory backend."""
-    from .. import Manager, MemoryProvider
-    from ..wsgi import SessionMiddleware
+    from memsession import Manager, MemoryProvider
+    from memsession.wsgi import SessionMiddleware
 
     def ours() -> Run:
         manager = Manager(MemoryProvider(), "sid", 1800.0)
@@ -156,8 +161,8 @@ def flask_group(requests: int) -> Group:
     flask = _optional("flask")
     if flask is None:
         return Group("flask", "Flask request (flask not installed)", [], requests)
-    from .. import Manager, MemoryProvider
-    from .. import flask as memsession_flask
+    from memsession import Manager, MemoryProvider
+    from memsession import flask as memsession_flask
 
     def build(configure: Callable[[Any], object]) -> Any:
         app = flask.Flask("bench")
@@ -191,6 +196,7 @@ def flask_group(requests: int) -> Group:
 
 
 def _optional(module: str) -> Optional[Any]:
+    """The module, or None when it is not installed."""
     try:
         import importlib
 
