@@ -13,7 +13,12 @@ import math
 import time
 from typing import Any, Callable, Optional, Protocol
 
-import redis as redis_py
+try:
+    import redis as redis_py
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError(
+        "memsession.redis needs the redis package: pip install 'memsession[redis]'"
+    ) from exc
 from redis.exceptions import ConnectionError as _RedisConnectionError
 from redis.exceptions import TimeoutError as _RedisTimeoutError
 

@@ -92,3 +92,23 @@ def test_count_login_count_logout_in_a_real_browser(chromium: Any, demo: tuple[s
         assert page.text_content("#count") == "0" and page.text_content("#user") == "not logged in"
     finally:
         context.close()
+
+
+def test_time_left_counts_down_to_expired_in_a_real_browser(
+    chromium: Any, demo: tuple[str, MemoryProvider]
+) -> None:
+    base, _ = demo
+    context = chromium.new_context()
+    page = context.new_page()
+    try:
+        page.clock.install()  # the page's timers run on a clock the test moves
+        page.goto(base + "/")
+        assert page.text_content("#left") == "-"
+        page.click("#count-button")
+        assert (page.text_content("#left") or "").startswith("5:00")
+        page.clock.run_for(61_000)
+        assert (page.text_content("#left") or "").startswith("3:59")
+        page.clock.run_for(240_000)
+        assert (page.text_content("#left") or "").startswith("expired")
+    finally:
+        context.close()
