@@ -1,9 +1,17 @@
 """Server-side HTTP sessions held in process memory by a compiled store."""
 
-from ._impl import IMPLEMENTATION, MemoryProvider, Session
-from .errors import ProviderUnavailableError
+from ._impl import IMPLEMENTATION, MemoryProvider
+from .errors import ProviderUnavailableError, UnknownProviderError
 from .manager import Manager
-from .registry import Provider, UnknownProviderError, get_provider, register
+from .registry import (
+    Provider,
+    SupportsDestroyIfEmpty,
+    SupportsNewInsert,
+    SupportsUpdate,
+    get_provider,
+    register,
+)
+from .session import RequestFlag, RequestSession, Session
 
 __version__ = "0.1.0"
 
@@ -13,11 +21,17 @@ __all__ = [
     "MemoryProvider",
     "Provider",
     "ProviderUnavailableError",
+    "RequestFlag",
+    "RequestSession",
     "Session",
+    "SupportsDestroyIfEmpty",
+    "SupportsNewInsert",
+    "SupportsUpdate",
     "UnknownProviderError",
     "__version__",
     "get_provider",
     "register",
 ]
 
-register("memory", MemoryProvider())
+# A factory: every Manager("memory") gets a store of its own.
+register("memory", MemoryProvider)

@@ -5,7 +5,7 @@
 cimport cython
 from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
 from cpython.ref cimport PyObject
-from libc.math cimport INFINITY
+from libc.math cimport INFINITY, isfinite
 
 cdef extern from *:
     """
@@ -107,8 +107,8 @@ cdef inline double _as_time(object value) except? -1.0:
     if not _is_number(value):
         raise TypeError(f"clock must return a number, not {type(value).__name__}")
     cdef double result = value
-    if result != result:
-        raise ValueError("clock returned nan")
+    if not isfinite(result):
+        raise ValueError(f"clock must return a finite number, got {value!r}")
     return result
 
 
@@ -119,7 +119,12 @@ cdef inline str _short(str sid):
 
 @cython.final
 cdef class Session(dict):
-    """A session: a dict of its data plus its id and timestamps."""
+    """A stored session: a dict of its data plus its id and timestamps.
+
+    Per-request state (modified, accessed, cookie bookkeeping) never lives
+    here: every request of a session shares this object, so the Manager
+    hands each request its own view of it.
+    """
 
     cdef readonly str sid
     cdef readonly double created
@@ -131,63 +136,34 @@ cdef class Session(dict):
     cdef void* _next
     # Seconds after `created` at which the cookie was last sent (Manager's).
     cdef float _cookie_off
-    cdef unsigned char _state_bits
-    cdef unsigned char _modified
     cdef unsigned char _stored
-    # Bits 0-1: permanent (0: the Manager's default, 1: no, 2: yes); bit 2: accessed.
-    cdef unsigned char _extra
+    # permanent: 0: the Manager's default, 1: no, 2: yes.
+    cdef unsigned char _permanent
 
     def __init__(self, sid):
         """A detached session (in no store) with id sid."""
+        if self.sid is not None:
+            # The id is the store's key: it is set once, never changed.
+            raise TypeError("Session is initialised already: its id never changes")
         self.sid = _check_sid(sid)
-
-    @property
-    def modified(self):
-        """True when the data changed since the Manager handed it out."""
-        return self._modified != 0
-
-    @modified.setter
-    def modified(self, value):
-        self._modified = 1 if value else 0
 
     @property
     def permanent(self):
         """Whether the cookie outlives the browser session; None: the Manager's choice."""
-        cdef unsigned char bits = self._extra & 3
-        return None if bits == 0 else bits == 2
+        return None if self._permanent == 0 else self._permanent == 2
 
     @permanent.setter
     def permanent(self, value):
         cdef unsigned char wanted = 0 if value is None else (2 if value else 1)
-        if wanted != (self._extra & 3):
-            self._extra = (self._extra & ~3) | wanted
+        if wanted != self._permanent:
+            self._permanent = wanted
             # The cookie's attributes change: have the Manager send it again.
             self._cookie_off = -INFINITY
 
     @property
-    def accessed(self):
-        """A flag frameworks may set when a request touches the session (Flask does)."""
-        return (self._extra & 4) != 0
-
-    @accessed.setter
-    def accessed(self, value):
-        self._extra = (self._extra | 4) if value else (self._extra & ~4)
-
-    @property
     def new(self):
-        """True until the session is stored (created during this request)."""
+        """True until the session is stored."""
         return self._stored == 0
-
-    @property
-    def _state(self):
-        """The Manager's bookkeeping bits for this session."""
-        return self._state_bits
-
-    @_state.setter
-    def _state(self, int value):
-        if value < 0 or value > 0xFF:
-            raise ValueError("_state must fit in 8 bits")
-        self._state_bits = <unsigned char>value
 
     @property
     def _cookie_at(self):
@@ -198,17 +174,6 @@ cdef class Session(dict):
     def _cookie_at(self, double value):
         self._cookie_off = <float>(value - self.created)
 
-    @property
-    def _stored_flag(self):
-        """True while the session is linked into a provider."""
-        return self._stored != 0
-
-    def _rekey(self, sid):
-        """Give a detached session a new id (the Manager's regenerate)."""
-        if self._stored:
-            raise ValueError("cannot change the id of a stored session")
-        self.sid = _check_sid(sid)
-
     def session_id(self):
         """The session's id."""
         return self.sid
@@ -216,67 +181,19 @@ cdef class Session(dict):
     def set(self, key, value):
         """Store value under key."""
         PyDict_SetItem(self, key, value)
-        self._modified = 1
 
     def delete(self, key):
         """Remove key; no error when it is absent."""
         if PyDict_GetItem(self, key) != NULL:
             PyDict_DelItem(self, key)
-            self._modified = 1
-
-    def __setitem__(self, key, value):
-        PyDict_SetItem(self, key, value)
-        self._modified = 1
-
-    def __delitem__(self, key):
-        PyDict_DelItem(self, key)
-        self._modified = 1
-
-    def pop(self, key, *default):
-        """Remove key and return its value (or default)."""
-        if len(default) > 1:
-            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
-        if PyDict_GetItem(self, key) != NULL:
-            self._modified = 1
-        return dict.pop(self, key, *default)
-
-    def popitem(self):
-        """Remove and return the last inserted (key, value) pair."""
-        item = dict.popitem(self)
-        self._modified = 1
-        return item
-
-    def setdefault(self, key, default=None):
-        """Return self[key], storing default first when key is absent."""
-        cdef PyObject* found = PyDict_GetItem(self, key)
-        if found != NULL:
-            return <object>found
-        PyDict_SetItem(self, key, default)
-        self._modified = 1
-        return default
-
-    def update(self, *args, **kwargs):
-        """Update from a mapping or iterable of pairs and keyword arguments."""
-        dict.update(self, *args, **kwargs)
-        self._modified = 1
-
-    def clear(self):
-        """Remove all data."""
-        if dict.__len__(self):
-            dict.clear(self)
-            self._modified = 1
-
-    def __ior__(self, other):
-        dict.update(self, other)
-        self._modified = 1
-        return self
 
     def __reduce__(self):
         # A copy or pickle of a session is its data; ids stay with the store.
         return (dict, (dict(self),))
 
     def __repr__(self):
-        return f"Session({_short(self.sid)!r}, {dict.__repr__(self)})"
+        sid = "?" if self.sid is None else _short(self.sid)
+        return f"Session({sid!r}, {dict.__repr__(self)})"
 
 
 _MutableMapping.register(Session)
@@ -291,6 +208,9 @@ cdef class MemoryProvider:
     cdef void* _tail  # most recently used
     cdef object _clock
     cdef Py_ssize_t _max_sessions
+    # The longest idle lifetime callers have read or collected with (-1:
+    # none yet): inserts reclaim sessions idle longer than that.
+    cdef double _reclaim_after
     cdef unsigned long long _hits, _misses, _created
     cdef unsigned long long _destroyed, _expired, _evicted
     cdef object __weakref__
@@ -309,6 +229,7 @@ cdef class MemoryProvider:
         self._head = self._tail = NULL
         self._clock = clock
         self._max_sessions = 0 if max_sessions is None else max_sessions
+        self._reclaim_after = -1.0
 
     @property
     def max_sessions(self):
@@ -364,10 +285,35 @@ cdef class MemoryProvider:
         PyDict_DelItem(self._map, s.sid)
         return 0
 
+    cdef inline Session _stale_head(self, double now):
+        """The least recently used session if it idled past the reclaim limit."""
+        cdef Session head
+        if self._reclaim_after < 0.0 or self._head == NULL:
+            return None
+        head = <Session>self._head
+        if now - head.last_used > self._reclaim_after:
+            return head
+        return None
+
     cdef int _store(self, Session s, double now) except -1:
-        """Link a detached session, evicting the LRU one at capacity."""
+        """Link a detached session, evicting the LRU one at capacity.
+
+        Each insert also reclaims up to two expired sessions from the stale
+        end, so abandoned sessions cannot pile up with no GC thread and no
+        call: amortized O(1), never a scan.
+        """
         cdef Session victim = None
+        cdef Session stale1 = None
+        cdef Session stale2 = None
         s.created = s.last_used = self._not_before_tail(now)
+        stale1 = self._stale_head(now)
+        if stale1 is not None:
+            self._remove(stale1)
+            self._expired += 1
+            stale2 = self._stale_head(now)
+            if stale2 is not None:
+                self._remove(stale2)
+                self._expired += 1
         if self._max_sessions and len(self._map) >= self._max_sessions:
             victim = <Session>self._head
             self._remove(victim)
@@ -377,7 +323,11 @@ cdef class MemoryProvider:
         s._stored = 1
         self._created += 1
         return 0
-        # victim is released on return, with the store consistent
+        # victims are released on return, with the store consistent
+
+    cdef inline void _saw_lifetime(self, double limit):
+        if limit > self._reclaim_after:
+            self._reclaim_after = limit
 
     def now(self):
         """The provider's clock, in seconds."""
@@ -411,6 +361,8 @@ cdef class MemoryProvider:
                 f"session must be a memsession._core.Session, not {type(session).__name__}"
             )
         cdef Session s = <Session>session
+        if s.sid is None:
+            raise ValueError("session has no id: make sessions with session_new(sid)")
         cdef double now = self._now()
         if s._stored:
             raise ValueError("session is stored already")
@@ -428,6 +380,8 @@ cdef class MemoryProvider:
         if max_lifetime is not None:
             limit = _as_seconds(max_lifetime, "max_lifetime")
         cdef double now = self._now()
+        if limit >= 0.0:
+            self._saw_lifetime(limit)
         found = PyDict_GetItem(self._map, sid)
         if found == NULL:
             self._misses += 1
@@ -462,11 +416,25 @@ cdef class MemoryProvider:
         self._remove(s)
         self._destroyed += 1
 
+    def session_destroy_if_empty(self, sid):
+        """Remove the session if it holds no data; True when it was removed."""
+        sid = _check_sid(sid)
+        cdef PyObject* found = PyDict_GetItem(self._map, sid)
+        if found == NULL:
+            return False
+        cdef Session s = <Session>found
+        if dict.__len__(s) != 0:
+            return False
+        self._remove(s)
+        self._destroyed += 1
+        return True
+
     def session_gc(self, max_lifetime):
         """Remove sessions idle longer than max_lifetime; return how many."""
         cdef double limit = _as_seconds(max_lifetime, "max_lifetime")
         cdef double now = self._now()
         cdef list removed = None
+        self._saw_lifetime(limit)
         cdef Session s
         while self._head != NULL:
             s = <Session>self._head

@@ -54,8 +54,8 @@ def _as_time(value: object) -> float:
     if not _is_number(value):
         raise TypeError(f"clock must return a number, not {type(value).__name__}")
     result = float(value)  # type: ignore[arg-type]
-    if result != result:
-        raise ValueError("clock returned nan")
+    if not math.isfinite(result):
+        raise ValueError(f"clock must return a finite number, got {value!r}")
     return result
 
 
@@ -64,46 +64,47 @@ def _short(sid: str) -> str:
     return sid[:8] + "…" if len(sid) > 8 else sid
 
 
-_MISSING: Any = object()
-
-
 class Session(dict):  # type: ignore[type-arg]
-    """A session: a dict of its data plus its id and timestamps."""
+    """A stored session: a dict of its data plus its id and timestamps.
 
-    __slots__ = (
-        "_sid",
-        "_created",
-        "_last_used",
-        "_prev",
-        "_next",
-        "_cookie_off",
-        "_state_bits",
-        "_modified",
-        "_stored",
-        "_permanent",
-        "_accessed",
-    )
+    Per-request state (modified, accessed, cookie bookkeeping) never lives
+    here: every request of a session shares this object, so the Manager
+    hands each request its own view of it.
+    """
+
+    __slots__ = ("_sid", "_created", "_last_used", "_prev", "_next", "_cookie_off", "_stored", "_permanent")
+
+    _sid: Optional[str]
+    _created: float
+    _last_used: float
+    _prev: Optional[Session]
+    _next: Optional[Session]
+    _cookie_off: float
+    _stored: bool
+    _permanent: Optional[bool]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Session:
+        # Every field starts zeroed, as the compiled type's do.
+        self: Session = dict.__new__(cls)
+        self._sid = None
+        self._created = self._last_used = 0.0
+        self._prev = self._next = None
+        self._cookie_off = 0.0
+        self._stored = False
+        self._permanent = None
+        return self
 
     def __init__(self, sid: object) -> None:
         """A detached session (in no store) with id sid."""
+        if self._sid is not None:
+            # The id is the store's key: it is set once, never changed.
+            raise TypeError("Session is initialised already: its id never changes")
         self._sid = _check_sid(sid)
-        self._created = self._last_used = 0.0
-        self._init_fields()
-
-    def _init_fields(self) -> None:
-        self._prev: Optional[Session] = None
-        self._next: Optional[Session] = None
-        self._cookie_off = 0.0
-        self._state_bits = 0
-        self._modified = False
-        self._stored = False
-        self._permanent: Optional[bool] = None
-        self._accessed = False
 
     @property
     def sid(self) -> str:
         """The session's id."""
-        return self._sid
+        return self._sid  # type: ignore[return-value]
 
     @property
     def created(self) -> float:
@@ -116,15 +117,6 @@ class Session(dict):  # type: ignore[type-arg]
         return self._last_used
 
     @property
-    def modified(self) -> bool:
-        """True when the data changed since the Manager handed it out."""
-        return self._modified
-
-    @modified.setter
-    def modified(self, value: object) -> None:
-        self._modified = bool(value)
-
-    @property
     def permanent(self) -> Optional[bool]:
         """Whether the cookie outlives the browser session; None: the Manager's choice."""
         return self._permanent
@@ -132,138 +124,53 @@ class Session(dict):  # type: ignore[type-arg]
     @permanent.setter
     def permanent(self, value: object) -> None:
         wanted = None if value is None else bool(value)
-        if wanted is not self._permanent:
-            self._save_permanent(wanted)
+        if wanted is not self.permanent:
             self._permanent = wanted
             # The cookie's attributes change: have the Manager send it again.
             self._cookie_at = -math.inf
 
-    def _save_permanent(self, wanted: Optional[bool]) -> None:
-        """Where a store keeps sessions outside this object, record permanent there."""
-
-    @property
-    def accessed(self) -> bool:
-        """A flag frameworks may set when a request touches the session (Flask does)."""
-        return self._accessed
-
-    @accessed.setter
-    def accessed(self, value: object) -> None:
-        self._accessed = bool(value)
-
     @property
     def new(self) -> bool:
-        """True until the session is stored (created during this request)."""
+        """True until the session is stored."""
         return not self._stored
-
-    @property
-    def _state(self) -> int:
-        """The Manager's bookkeeping bits for this session."""
-        return self._state_bits
-
-    @_state.setter
-    def _state(self, value: int) -> None:
-        if not isinstance(value, int):
-            raise TypeError(f"an integer is required, not {type(value).__name__}")
-        if value < 0 or value > 0xFF:
-            raise ValueError("_state must fit in 8 bits")
-        self._state_bits = int(value)
 
     @property
     def _cookie_at(self) -> float:
         """When the Manager last sent this session's cookie (provider clock)."""
-        return self._created + self._cookie_off
+        return self.created + self._cookie_off
 
     @_cookie_at.setter
     def _cookie_at(self, value: float) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"must be real number, not {type(value).__name__}")
         # Stored as a 32-bit float offset, exactly as the compiled core does.
-        self._cookie_off = _FLOAT32.unpack(_FLOAT32.pack(float(value) - self._created))[0]
-
-    @property
-    def _stored_flag(self) -> bool:
-        """True while the session is linked into a provider."""
-        return self._stored
-
-    def _rekey(self, sid: object) -> None:
-        """Give a detached session a new id (the Manager's regenerate)."""
-        if self._stored:
-            raise ValueError("cannot change the id of a stored session")
-        self._sid = _check_sid(sid)
+        self._cookie_off = _FLOAT32.unpack(_FLOAT32.pack(float(value) - self.created))[0]
 
     def session_id(self) -> str:
         """The session's id."""
-        return self._sid
+        return self._sid  # type: ignore[return-value]
 
-    # set, delete, setdefault, popitem and |= go through __setitem__,
-    # __delitem__, pop and update, so a store that writes through (Redis)
-    # overrides only those.
     def set(self, key: Any, value: Any) -> None:
         """Store value under key."""
-        self[key] = value
+        dict.__setitem__(self, key, value)
 
     def delete(self, key: Any) -> None:
         """Remove key; no error when it is absent."""
-        if dict.__contains__(self, key):
-            del self[key]
-
-    def __setitem__(self, key: Any, value: Any) -> None:
-        dict.__setitem__(self, key, value)
-        self._modified = True
-
-    def __delitem__(self, key: Any) -> None:
-        dict.__delitem__(self, key)
-        self._modified = True
-
-    def pop(self, key: Any, *default: Any) -> Any:
-        """Remove key and return its value (or default)."""
-        if len(default) > 1:
-            raise TypeError(f"pop expected at most 2 arguments, got {1 + len(default)}")
-        if dict.__contains__(self, key):
-            self._modified = True
-        return dict.pop(self, key, *default)
-
-    def popitem(self) -> tuple[Any, Any]:
-        """Remove and return the last inserted (key, value) pair."""
-        if not dict.__len__(self):
-            raise KeyError("popitem(): dictionary is empty")
-        key = next(reversed(dict.keys(self)))
-        return key, self.pop(key)
-
-    def setdefault(self, key: Any, default: Any = None) -> Any:
-        """Return self[key], storing default first when key is absent."""
-        found = dict.get(self, key, _MISSING)
-        if found is not _MISSING:
-            return found
-        self[key] = default
-        return default
-
-    def update(self, *args: Any, **kwargs: Any) -> None:
-        """Update from a mapping or iterable of pairs and keyword arguments."""
-        dict.update(self, *args, **kwargs)
-        self._modified = True
-
-    def clear(self) -> None:
-        """Remove all data."""
-        if dict.__len__(self):
-            dict.clear(self)
-            self._modified = True
-
-    def __ior__(self, other: Any) -> Session:  # type: ignore[misc]
-        self.update(other)
-        return self
+        dict.pop(self, key, None)
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy or pickle of a session is its data; ids stay with the store.
         return (dict, (dict(self),))
 
     def __repr__(self) -> str:
-        return f"Session({_short(self._sid)!r}, {dict.__repr__(self)})"
+        sid = self._sid
+        return f"Session({'?' if sid is None else _short(sid)!r}, {dict.__repr__(self)})"
 
 
 def _new_session(sid: str, now: float) -> Session:
     s = Session.__new__(Session)
     s._sid = sid
     s._created = s._last_used = now
-    s._init_fields()
     return s
 
 
@@ -279,6 +186,7 @@ class MemoryProvider:
         "_tail",
         "_clock",
         "_max_sessions",
+        "_reclaim_after",
         "_lock",
         "_hits",
         "_misses",
@@ -307,6 +215,9 @@ class MemoryProvider:
         self._tail: Optional[Session] = None
         self._clock = clock
         self._max_sessions = 0 if max_sessions is None else max_sessions
+        # The longest idle lifetime callers have read or collected with (-1:
+        # none yet): inserts reclaim sessions idle longer than that.
+        self._reclaim_after = -1.0
         # Reentrant: a destructor run by the cyclic collector during an
         # allocation may call back in. Removed sessions are only released
         # after the lock is let go, with the store consistent.
@@ -361,22 +272,46 @@ class MemoryProvider:
     def _remove(self, s: Session) -> None:
         self._unlink(s)
         s._stored = False
-        del self._map[s._sid]
+        del self._map[s.sid]
 
-    def _store(self, s: Session, now: float) -> Optional[Session]:
-        """Link a detached session, evicting the LRU one at capacity; return the victim."""
-        victim = None
+    def _stale_head(self, now: float) -> Optional[Session]:
+        """The least recently used session if it idled past the reclaim limit."""
+        head = self._head
+        if self._reclaim_after < 0.0 or head is None:
+            return None
+        return head if now - head._last_used > self._reclaim_after else None
+
+    def _store(self, s: Session, now: float) -> list[Session]:
+        """Link a detached session, evicting the LRU one at capacity; return the removed.
+
+        Each insert also reclaims up to two expired sessions from the stale
+        end, so abandoned sessions cannot pile up with no GC thread and no
+        call: amortized O(1), never a scan.
+        """
+        removed = []
         s._created = s._last_used = self._not_before_tail(now)
+        for _ in range(2):
+            stale = self._stale_head(now)
+            if stale is None:
+                break
+            self._remove(stale)
+            self._expired += 1
+            removed.append(stale)
         if self._max_sessions and len(self._map) >= self._max_sessions:
             victim = self._head
             assert victim is not None
             self._remove(victim)
             self._evicted += 1
-        self._map[s._sid] = s
+            removed.append(victim)
+        self._map[s.sid] = s
         self._append(s)
         s._stored = True
         self._created += 1
-        return victim
+        return removed
+
+    def _saw_lifetime(self, limit: float) -> None:
+        if limit > self._reclaim_after:
+            self._reclaim_after = limit
 
     def now(self) -> float:
         """The provider's clock, in seconds."""
@@ -390,8 +325,8 @@ class MemoryProvider:
         with self._lock:
             if sid in self._map:
                 raise ValueError(f"session {_short(sid)!r} is live already")
-            victim = self._store(s, now)
-        del victim
+            removed = self._store(s, now)
+        del removed
         return s
 
     def session_new(self, sid: str) -> Session:
@@ -403,14 +338,16 @@ class MemoryProvider:
         """Store a detached session under its own id."""
         if type(session) is not Session:
             raise TypeError(f"session must be a memsession._core.Session, not {type(session).__name__}")
+        if getattr(session, "_sid", None) is None:
+            raise ValueError("session has no id: make sessions with session_new(sid)")
         now = self._now()
         with self._lock:
             if session._stored:
                 raise ValueError("session is stored already")
             if session._sid in self._map:
                 raise ValueError(f"session {_short(session._sid)!r} is live already")
-            victim = self._store(session, now)
-        del victim
+            removed = self._store(session, now)
+        del removed
 
     def session_read(self, sid: str, max_lifetime: Optional[float] = None) -> Optional[Session]:
         """The live session for sid, marked used now; None when unknown or expired."""
@@ -420,6 +357,8 @@ class MemoryProvider:
         if max_lifetime is not None:
             limit = _as_seconds(max_lifetime, "max_lifetime")
         now = self._now()
+        if limit >= 0.0:
+            self._saw_lifetime(limit)
         with self._lock:
             s = self._map.get(sid)
             if s is None:
@@ -461,12 +400,25 @@ class MemoryProvider:
         del s
         return None
 
+    def session_destroy_if_empty(self, sid: str) -> bool:
+        """Remove the session if it holds no data; True when it was removed."""
+        sid = _check_sid(sid)
+        with self._lock:
+            s = self._map.get(sid)
+            if s is None or dict.__len__(s):
+                return False
+            self._remove(s)
+            self._destroyed += 1
+        del s
+        return True
+
     def session_gc(self, max_lifetime: float) -> int:
         """Remove sessions idle longer than max_lifetime; return how many."""
         limit = _as_seconds(max_lifetime, "max_lifetime")
         now = self._now()
         removed: list[Session] = []
         with self._lock:
+            self._saw_lifetime(limit)
             while self._head is not None:
                 s = self._head
                 if now - s._last_used <= limit:
@@ -502,7 +454,7 @@ class MemoryProvider:
             }
 
     def _holds(self, s: Session) -> bool:
-        return self._map.get(s._sid) is s
+        return self._map.get(s.sid) is s
 
     def __len__(self) -> int:
         return len(self._map)

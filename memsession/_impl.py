@@ -6,12 +6,15 @@ import os
 import platform
 from typing import TYPE_CHECKING
 
+from . import _core_py
+from .session import Session as _SessionABC
+
 NO_EXTENSIONS = bool(os.environ.get("MEMSESSION_NO_EXTENSIONS")) or (
     platform.python_implementation() != "CPython"
 )
 
 if TYPE_CHECKING:
-    from ._core_py import MemoryProvider, Session, is_session_id
+    from ._core import MemoryProvider, Session, is_session_id
 elif NO_EXTENSIONS:
     from ._core_py import MemoryProvider, Session, is_session_id
 else:
@@ -21,5 +24,9 @@ else:
         from ._core_py import MemoryProvider, Session, is_session_id
 
 IMPLEMENTATION = "python" if MemoryProvider.__module__.endswith("_core_py") else "cython"
+
+# Both cores' stored sessions are memsession.Session at runtime too.
+_SessionABC.register(Session)
+_SessionABC.register(_core_py.Session)
 
 __all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "MemoryProvider", "Session", "is_session_id"]

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, MutableMapping
 from typing import Any, Callable
 
-from .cookies import CACHE_HEADERS
-from .errors import ProviderUnavailableError
+from .cookies import session_headers
+from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ProviderUnavailableError
 from .manager import Manager
 
 __all__ = ["SessionMiddleware"]
@@ -17,19 +17,12 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-_CACHE_HEADERS = [(k.lower().encode(), v.encode()) for k, v in CACHE_HEADERS]
 # The messages that carry a response's headers.
 _STARTS = frozenset(("http.response.start", "websocket.accept", "websocket.http.response.start"))
-_UNAVAILABLE = b"session store unavailable, try again shortly\n"
 _UNAVAILABLE_START = {
     "type": "http.response.start",
     "status": 503,
-    "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"),
-        (b"content-length", str(len(_UNAVAILABLE)).encode()),
-        (b"retry-after", b"1"),
-        (b"cache-control", b"no-store"),
-    ],
+    "headers": [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS],
 }
 _WS_TRY_AGAIN_LATER = 1013
 
@@ -66,15 +59,17 @@ class SessionMiddleware:
             return
         scope["session"] = session
         failed = False
+        started = False
 
         async def send_with_cookie(message: Message) -> None:
-            nonlocal failed
+            nonlocal failed, started
             if failed:
                 # The app's response is replaced: its body ends where ours is sent.
                 if message["type"].endswith("response.body") and not message.get("more_body", False):
-                    await send({"type": message["type"], "body": _UNAVAILABLE})
+                    await send({"type": message["type"], "body": UNAVAILABLE_BODY})
                 return
             if message["type"] in _STARTS:
+                started = True
                 try:
                     cookie = manager.session_cookie(session, https=https)
                 except ProviderUnavailableError:
@@ -84,14 +79,24 @@ class SessionMiddleware:
                     else:
                         await send({**_UNAVAILABLE_START, "type": message["type"]})
                     return
-                if cookie is not None:
-                    headers = list(message.get("headers", ()))
-                    headers.append((b"set-cookie", cookie.encode("latin-1")))
-                    headers.extend(_CACHE_HEADERS)
-                    message = {**message, "headers": headers}
+                if cookie is not None or session.accessed:
+                    message = {**message, "headers": _with_session(message.get("headers", ()), cookie, True)}
             await send(message)
 
-        await self.app(scope, receive, send_with_cookie)
+        try:
+            await self.app(scope, receive, send_with_cookie)
+        except ProviderUnavailableError:
+            if started:
+                raise  # the response is under way: the server must abort it
+            await _refuse(kind, send)
+
+
+def _with_session(raw: Any, cookie: Any, accessed: bool) -> list[tuple[bytes, bytes]]:
+    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
+    return [
+        (k.lower().encode("latin-1"), v.encode("latin-1"))
+        for k, v in session_headers(headers, cookie, accessed)
+    ]
 
 
 async def _refuse(kind: str, send: Send) -> None:
@@ -100,4 +105,4 @@ async def _refuse(kind: str, send: Send) -> None:
         await send({"type": "websocket.close", "code": _WS_TRY_AGAIN_LATER})
         return
     await send(dict(_UNAVAILABLE_START))
-    await send({"type": "http.response.body", "body": _UNAVAILABLE})
+    await send({"type": "http.response.body", "body": UNAVAILABLE_BODY})

@@ -1,31 +1,33 @@
-"""Reading the Cookie header, validating ids and cookie attributes."""
+"""All cookie policy: reading the Cookie header, cookie attributes, Set-Cookie, cache headers."""
 
 from __future__ import annotations
 
 import re
 import secrets
+from typing import Optional
 
 from ._impl import is_session_id
 
 __all__ = [
-    "CACHE_HEADERS",
+    "CACHE_CONTROL",
     "ID_LENGTH",
+    "CookiePolicy",
     "cookie_values",
     "is_session_id",
     "new_session_id",
-    "validate_cookie_name",
-    "validate_domain",
-    "validate_path",
+    "vary_with_cookie",
 ]
 
 ID_LENGTH = 43  # 32 bytes, URL-safe base64 without padding
 
 # A response that sets the session cookie must not be stored by shared caches.
-CACHE_HEADERS = (("Vary", "Cookie"), ("Cache-Control", 'no-cache="set-cookie"'))
+CACHE_CONTROL = ("Cache-Control", 'no-cache="set-cookie"')
 
+_EXPIRED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
 _TOKEN_SEPARATORS = frozenset('()<>@,;:\\"/[]?={} \t')
 _DOMAIN = re.compile(
-    r"\.?[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\Z"
 )
 
@@ -50,8 +52,17 @@ def cookie_values(header: str, name: str) -> list[str]:
     return values
 
 
-def validate_cookie_name(name: object) -> str:
-    """Return name if it is a valid cookie name (an RFC 7230 token)."""
+def vary_with_cookie(current: Optional[str]) -> Optional[str]:
+    """The Vary value a response must carry to vary by Cookie; None when it already does."""
+    if current is None or not current.strip():
+        return "Cookie"
+    names = {part.strip().lower() for part in current.split(",")}
+    if "cookie" in names or "*" in names:
+        return None
+    return f"{current}, Cookie"
+
+
+def _cookie_name(name: object) -> str:
     if not isinstance(name, str):
         raise TypeError(f"cookie_name must be str, not {type(name).__name__}")
     if not name:
@@ -62,8 +73,7 @@ def validate_cookie_name(name: object) -> str:
     return name
 
 
-def validate_path(path: object) -> str:
-    """Return path if it is a valid cookie Path attribute."""
+def _path(path: object) -> str:
     if not isinstance(path, str):
         raise TypeError(f"cookie_path must be str, not {type(path).__name__}")
     if not path.startswith("/"):
@@ -74,12 +84,154 @@ def validate_path(path: object) -> str:
     return path
 
 
-def validate_domain(domain: object) -> str | None:
-    """Return domain if it is None or a valid cookie Domain attribute."""
+def _domain(domain: object) -> Optional[str]:
+    """A valid Domain attribute, its leading dot dropped as browsers and Werkzeug do."""
     if domain is None:
         return None
     if not isinstance(domain, str):
         raise TypeError(f"cookie_domain must be str or None, not {type(domain).__name__}")
-    if len(domain) > 253 or not _DOMAIN.match(domain):
+    bare = domain[1:] if domain.startswith(".") else domain
+    if len(bare) > 253 or not _DOMAIN.match(bare):
         raise ValueError(f"cookie_domain {domain!r} is not a valid domain")
-    return domain
+    return bare
+
+
+def _samesite(value: object) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"cookie_samesite must be str or None, not {type(value).__name__}")
+    if value.lower() not in _SAMESITE:
+        raise ValueError(f"cookie_samesite must be 'Lax', 'Strict', 'None' or None, got {value!r}")
+    return _SAMESITE[value.lower()]
+
+
+def _flag(value: object, name: str) -> bool:
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
+    return value
+
+
+class CookiePolicy:
+    """The session cookie's name and attributes, validated once; formats Set-Cookie values."""
+
+    __slots__ = (
+        "name",
+        "path",
+        "domain",
+        "secure",
+        "httponly",
+        "samesite",
+        "partitioned",
+        "_plain",
+        "_https",
+    )
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        path: str = "/",
+        domain: Optional[str] = None,
+        secure: Optional[bool] = None,
+        httponly: bool = True,
+        samesite: Optional[str] = "Lax",
+        partitioned: bool = False,
+    ) -> None:
+        self.name = _cookie_name(name)
+        self.path = _path(path)
+        self.domain = _domain(domain)
+        if secure is not None and not isinstance(secure, bool):
+            raise TypeError(f"cookie_secure must be a bool or None, not {type(secure).__name__}")
+        self.httponly = _flag(httponly, "cookie_httponly")
+        self.samesite = _samesite(samesite)
+        self.partitioned = _flag(partitioned, "cookie_partitioned")
+        self.secure = self._required_secure(secure)
+        tail = f"; Path={self.path}"
+        if self.domain is not None:
+            tail += f"; Domain={self.domain}"
+        flags = "; HttpOnly" if self.httponly else ""
+        if self.samesite is not None:
+            flags += f"; SameSite={self.samesite}"
+        if self.partitioned:
+            flags += "; Partitioned"
+        # None means Secure exactly on https requests.
+        self._plain = tail + ("; Secure" if self.secure else "") + flags
+        self._https = tail + ("; Secure" if self.secure is not False else "") + flags
+
+    def _required_secure(self, secure: Optional[bool]) -> Optional[bool]:
+        """Apply the rules under which browsers only accept Secure cookies."""
+        name = self.name.lower()
+        reasons = []
+        if name.startswith("__host-"):
+            if self.path != "/":
+                raise ValueError(f"a __Host- cookie needs cookie_path '/', got {self.path!r}")
+            if self.domain is not None:
+                raise ValueError("a __Host- cookie must not have a cookie_domain")
+            reasons.append("a __Host- cookie name")
+        if name.startswith("__secure-"):
+            reasons.append("a __Secure- cookie name")
+        if self.samesite == "None":
+            reasons.append("cookie_samesite 'None'")
+        if self.partitioned:
+            reasons.append("cookie_partitioned")
+        if reasons:
+            if secure is False:
+                raise ValueError(f"{reasons[0]} needs Secure, but cookie_secure is False")
+            return True
+        return secure
+
+    def live(self, sid: str, max_age: Optional[int], https: bool) -> str:
+        """Set-Cookie for sid: a browser-session cookie when max_age is None."""
+        tail = self._https if https else self._plain
+        if max_age is None:
+            return f"{self.name}={sid}{tail}"
+        return f"{self.name}={sid}; Max-Age={max_age}{tail}"
+
+    def expired(self, https: bool) -> str:
+        """Set-Cookie that removes the cookie from the browser at once."""
+        return f"{self.name}=; {_EXPIRED}{self._https if https else self._plain}"
+
+    def __repr__(self) -> str:
+        return f"<CookiePolicy {self.name}{self._plain}>"
+
+
+def _merge_cache_control(current: str) -> Optional[str]:
+    directives = {part.strip().split("=", 1)[0].lower() for part in current.split(",")}
+    if directives & {"no-store", "private", "no-cache"}:
+        return None  # already kept out of shared caches
+    return f"{current}, {CACHE_CONTROL[1]}" if current.strip() else CACHE_CONTROL[1]
+
+
+def session_headers(
+    headers: list[tuple[str, str]], set_cookie: Optional[str], accessed: bool
+) -> list[tuple[str, str]]:
+    """headers plus what the session adds: Set-Cookie, Vary: Cookie, Cache-Control.
+
+    The response varies by Cookie whenever its request used the session or it
+    sets the cookie; one that sets the cookie is kept out of shared caches.
+    An existing Vary or Cache-Control header is extended, never repeated.
+    """
+    if set_cookie is None and not accessed:
+        return headers
+    out = []
+    vary: Optional[str] = None
+    cache: Optional[str] = None
+    for name, value in headers:
+        lower = name.lower()
+        if lower == "vary":
+            vary = value if vary is None else f"{vary}, {value}"
+        elif lower == "cache-control" and set_cookie is not None:
+            cache = value if cache is None else f"{cache}, {value}"
+        else:
+            out.append((name, value))
+    merged_vary = vary_with_cookie(vary)
+    out.append(("Vary", merged_vary if merged_vary is not None else vary))  # type: ignore[arg-type]
+    if set_cookie is not None:
+        out.append(("Set-Cookie", set_cookie))
+        if cache is None:
+            out.append(CACHE_CONTROL)
+        else:
+            merged_cache = _merge_cache_control(cache)
+            out.append(("Cache-Control", merged_cache if merged_cache is not None else cache))
+    return out

@@ -1,8 +1,14 @@
-"""Errors shared by providers and adapters."""
+"""Every memsession exception type, and the 503 answer adapters give for one."""
 
 from __future__ import annotations
 
-__all__ = ["ProviderUnavailableError"]
+__all__ = [
+    "RETRY_AFTER",
+    "UNAVAILABLE_BODY",
+    "UNAVAILABLE_HEADERS",
+    "ProviderUnavailableError",
+    "UnknownProviderError",
+]
 
 
 class ProviderUnavailableError(ConnectionError):
@@ -11,3 +17,18 @@ class ProviderUnavailableError(ConnectionError):
     The middlewares answer such a request with 503 Service Unavailable rather
     than a new, empty session, which would log the user out.
     """
+
+
+class UnknownProviderError(LookupError):
+    """No provider is registered under the requested name."""
+
+
+# What every adapter answers when the store fails during a request.
+RETRY_AFTER = "1"
+UNAVAILABLE_BODY = b"session store unavailable, try again shortly\n"
+UNAVAILABLE_HEADERS: tuple[tuple[str, str], ...] = (
+    ("Content-Type", "text/plain; charset=utf-8"),
+    ("Content-Length", str(len(UNAVAILABLE_BODY))),
+    ("Retry-After", RETRY_AFTER),
+    ("Cache-Control", "no-store"),
+)

@@ -9,14 +9,12 @@ from typing import Any, Optional, cast
 from flask import Flask, current_app, g, request
 from flask import session as _session_proxy
 from flask.sessions import NullSession, SessionInterface, SessionMixin
-from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.wrappers import Request, Response
 
-from ._core_py import Session as _TwinSession
-from ._impl import Session
-from .cookies import CACHE_HEADERS
-from .errors import ProviderUnavailableError
+from .cookies import session_headers
+from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ProviderUnavailableError
 from .manager import Manager
+from .session import RequestSession
 
 __all__ = ["ConfigWarning", "MemsessionInterface", "destroy_session", "init_app", "regenerate_session"]
 
@@ -38,10 +36,9 @@ _FLASK_DEFAULTS: dict[str, Any] = {
 }
 
 
-# A memsession Session has everything Flask asks of a session (permanent, new,
+# A request's session has everything Flask asks of a session (permanent, new,
 # modified, accessed and the mapping protocol), so extensions that check may see it.
-SessionMixin.register(Session)
-SessionMixin.register(_TwinSession)  # the base of RedisSession, whichever core is in use
+SessionMixin.register(RequestSession)
 
 
 class ConfigWarning(UserWarning):
@@ -68,29 +65,37 @@ class MemsessionInterface(SessionInterface):
         return isinstance(obj, NullSession)
 
     def save_session(self, app: Flask, session: Any, response: Response) -> None:
+        if not isinstance(session, RequestSession):
+            return  # a NullSession: nothing to save
         try:
             cookie = self.manager.session_cookie(session, https=request.is_secure)
         except ProviderUnavailableError:
             _make_unavailable(response)
             return
-        if cookie is not None:
-            response.headers.add("Set-Cookie", cookie)
-            for name, value in CACHE_HEADERS:
-                response.headers.add(name, value)
+        if cookie is not None or session.accessed:
+            headers = session_headers(list(response.headers.items()), cookie, session.accessed)
+            response.headers.clear()
+            response.headers.extend(headers)
 
 
 def _make_unavailable(response: Response) -> None:
     """Turn a finished response into 503: its session could not be saved."""
     response.status_code = 503
-    response.set_data("session store unavailable, try again shortly\n")
-    response.headers["Content-Type"] = "text/plain; charset=utf-8"
-    response.headers["Retry-After"] = "1"
-    response.headers["Cache-Control"] = "no-store"
+    response.set_data(UNAVAILABLE_BODY)
+    for name, value in UNAVAILABLE_HEADERS:
+        response.headers[name] = value
+
+
+def _unavailable(error: ProviderUnavailableError) -> Response:
+    """503 for a store failure inside a view."""
+    response = Response()
+    _make_unavailable(response)
+    return response
 
 
 def _refuse_when_unavailable() -> None:
     if g.get(_UNAVAILABLE):
-        raise ServiceUnavailable("session store unavailable, try again shortly", retry_after=1)
+        raise ProviderUnavailableError("the session store could not be read for this request")
 
 
 def _from_flask_config(app: Flask) -> Manager:
@@ -145,10 +150,11 @@ def init_app(app: Flask, manager: Optional[Manager] = None) -> Manager:
     app.session_interface = MemsessionInterface(manager)
     app.extensions[_EXTENSION] = manager
     app.before_request(_refuse_when_unavailable)
+    app.register_error_handler(ProviderUnavailableError, _unavailable)
     return manager
 
 
-def _current() -> tuple[Manager, Session]:
+def _current() -> tuple[Manager, RequestSession]:
     manager = current_app.extensions.get(_EXTENSION)
     if manager is None:
         raise RuntimeError("memsession.flask.init_app() was not called for this app")

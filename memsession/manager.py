@@ -1,55 +1,33 @@
-"""The Manager: session ids, cookies, lifetimes and garbage collection."""
+"""The Manager: the session lifecycle (start, save, regenerate, destroy, expiry)."""
 
 from __future__ import annotations
 
-import logging
 import math
-import threading
-import weakref
 from types import TracebackType
-from typing import Callable, Optional, Union
+from typing import Any, Callable, Optional, Union
 
-from ._impl import Session
-from .cookies import (
-    ID_LENGTH,
-    cookie_values,
-    is_session_id,
-    new_session_id,
-    validate_cookie_name,
-    validate_domain,
-    validate_path,
-)
-from .registry import Provider, get_provider
+from ._impl import Session as _Detached
+from .background import Periodic
+from .cookies import ID_LENGTH, CookiePolicy, cookie_values, is_session_id, new_session_id
+from .registry import Provider, SupportsDestroyIfEmpty, SupportsNewInsert, SupportsUpdate, get_provider
+from .seconds import Seconds, seconds
+from .session import RequestFlag, RequestSession, copy_value
 
 __all__ = ["Manager"]
 
-_log = logging.getLogger("memsession")
+_PENDING = int(RequestFlag.PENDING)
+_KILL_COOKIE = int(RequestFlag.KILL_COOKIE)
+_HTTPS = int(RequestFlag.HTTPS)
+_HAD_COOKIE = int(RequestFlag.HAD_COOKIE)
+_MODIFIED = int(RequestFlag.MODIFIED)
+_ACCESSED = int(RequestFlag.ACCESSED)
+_NEW = int(RequestFlag.NEW)
+_FRESH = _PENDING | _NEW
 
-# Bits of Session._state, meaningful to the Manager only.
-_PENDING = 1  # not in the store yet: stored when the response starts, if written
-_KILL_COOKIE = 2  # the client's cookie names a dead id: expire it unless replaced
-_HTTPS = 4  # the request came over https
-_HAD_COOKIE = 8  # the request carried a cookie with the session's name
-
-_EXPIRED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
-_SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}
-
-
-def _seconds(value: object, name: str, *, optional: bool = False) -> Optional[float]:
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        kind = "a number of seconds or None" if optional else "a number of seconds"
-        raise TypeError(f"{name} must be {kind}, not {type(value).__name__}")
-    if not (0 < value < math.inf):
-        raise ValueError(f"{name} must be a positive, finite number of seconds, got {value!r}")
-    return float(value)
-
-
-def _flag(value: object, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, not {type(value).__name__}")
-    return value
+# A request looks up at most this many distinct well-formed ids from its
+# Cookie header (a stale path cookie and a forged one beside the live one),
+# whatever else the header holds.
+MAX_LOOKUPS = 4
 
 
 class Manager:
@@ -59,9 +37,9 @@ class Manager:
         self,
         provider: Union[str, Provider] = "memory",
         cookie_name: str = "memsession",
-        max_lifetime: float = 1800.0,
+        max_lifetime: Seconds = 1800.0,
         *,
-        absolute_lifetime: Optional[float] = None,
+        absolute_lifetime: Optional[Seconds] = None,
         cookie_path: str = "/",
         cookie_domain: Optional[str] = None,
         cookie_secure: Optional[bool] = None,
@@ -69,99 +47,51 @@ class Manager:
         cookie_samesite: Optional[str] = "Lax",
         cookie_persistent: bool = True,
         cookie_partitioned: bool = False,
-        gc_interval: Optional[float] = None,
+        gc_interval: Optional[Seconds] = None,
     ) -> None:
         if isinstance(provider, str):
             provider = get_provider(provider)
-        elif not isinstance(provider, Provider):
+        elif not isinstance(provider, Provider) or isinstance(provider, type):
             raise TypeError(f"provider must be a provider name or a Provider, not {type(provider).__name__}")
         self._provider: Provider = provider
-        self._cookie_name = validate_cookie_name(cookie_name)
-        self._max_lifetime: float = _seconds(max_lifetime, "max_lifetime")  # type: ignore[assignment]
-        self._absolute = _seconds(absolute_lifetime, "absolute_lifetime", optional=True)
-        path = validate_path(cookie_path)
-        domain = validate_domain(cookie_domain)
-        if cookie_secure is not None and not isinstance(cookie_secure, bool):
-            raise TypeError(f"cookie_secure must be a bool or None, not {type(cookie_secure).__name__}")
-        httponly = _flag(cookie_httponly, "cookie_httponly")
-        self._persistent = _flag(cookie_persistent, "cookie_persistent")
-        partitioned = _flag(cookie_partitioned, "cookie_partitioned")
-        if cookie_samesite is not None:
-            if not isinstance(cookie_samesite, str):
-                raise TypeError(f"cookie_samesite must be str or None, not {type(cookie_samesite).__name__}")
-            if cookie_samesite.lower() not in _SAMESITE:
-                raise ValueError(
-                    f"cookie_samesite must be 'Lax', 'Strict', 'None' or None, got {cookie_samesite!r}"
-                )
-            samesite: Optional[str] = _SAMESITE[cookie_samesite.lower()]
-        else:
-            samesite = None
-        secure = self._required_secure(cookie_secure, path, domain, samesite, partitioned)
-        self._gc_interval = _seconds(gc_interval, "gc_interval", optional=True)
-
-        tail = f"; Path={path}"
-        if domain is not None:
-            tail += f"; Domain={domain}"
-        flags = ""
-        if httponly:
-            flags += "; HttpOnly"
-        if samesite is not None:
-            flags += f"; SameSite={samesite}"
-        if partitioned:
-            flags += "; Partitioned"
-        self._tail_plain = tail + ("; Secure" if secure else "") + flags
-        self._tail_https = tail + ("; Secure" if secure is not False else "") + flags
+        self._max_lifetime: float = seconds(max_lifetime, "max_lifetime")  # type: ignore[assignment]
+        self._absolute = seconds(absolute_lifetime, "absolute_lifetime", optional=True)
+        self._cookie = CookiePolicy(
+            cookie_name,
+            path=cookie_path,
+            domain=cookie_domain,
+            secure=cookie_secure,
+            httponly=cookie_httponly,
+            samesite=cookie_samesite,
+            partitioned=cookie_partitioned,
+        )
+        if not isinstance(cookie_persistent, bool):
+            raise TypeError(f"cookie_persistent must be a bool, not {type(cookie_persistent).__name__}")
+        self._persistent = cookie_persistent
+        self._gc_interval = seconds(gc_interval, "gc_interval", optional=True)
         # Refresh the browser cookie once half the idle lifetime has passed
         # since it was sent; its Max-Age covers that half on top of the
         # lifetime, so it outlives the server session while in use.
         self._refresh = self._max_lifetime / 2
         self._max_age = math.ceil(self._max_lifetime + self._refresh)
-        self._prefix = self._cookie_name + "="
+        self._prefix = self._cookie.name + "="
         self._fast_len = len(self._prefix) + ID_LENGTH
 
         self._read = provider.session_read
-        self._new: Optional[Callable[[str], Session]] = getattr(provider, "session_new", None)
-        self._insert: Optional[Callable[[Session], None]] = getattr(provider, "session_insert", None)
-        self._stop = threading.Event()
-        self._gc_thread: Optional[threading.Thread] = None
+        self._new: Callable[[str], Any] = _Detached
+        self._insert: Optional[Callable[[Any], None]] = None
+        if isinstance(provider, SupportsNewInsert):
+            self._new, self._insert = provider.session_new, provider.session_insert
+        self._update = provider.session_update if isinstance(provider, SupportsUpdate) else None
+        self._destroy_if_empty = (
+            provider.session_destroy_if_empty if isinstance(provider, SupportsDestroyIfEmpty) else None
+        )
+        # Collects what expired already, and tells the store the lifetime, so
+        # that it reclaims abandoned sessions on its own.
+        provider.session_gc(self._max_lifetime)
+        self._gc: Optional[Periodic] = None
         if self._gc_interval is not None:
-            self._gc_thread = threading.Thread(
-                target=_gc_loop,
-                args=(weakref.ref(self), self._stop, self._gc_interval),
-                name="memsession-gc",
-                daemon=True,
-            )
-            weakref.finalize(self, self._stop.set)
-            self._gc_thread.start()
-
-    def _required_secure(
-        self,
-        secure: Optional[bool],
-        path: str,
-        domain: Optional[str],
-        samesite: Optional[str],
-        partitioned: bool,
-    ) -> Optional[bool]:
-        """Apply the rules under which browsers only accept Secure cookies."""
-        name = self._cookie_name.lower()
-        reasons = []
-        if name.startswith("__host-"):
-            if path != "/":
-                raise ValueError(f"a __Host- cookie needs cookie_path '/', got {path!r}")
-            if domain is not None:
-                raise ValueError("a __Host- cookie must not have a cookie_domain")
-            reasons.append("a __Host- cookie name")
-        if name.startswith("__secure-"):
-            reasons.append("a __Secure- cookie name")
-        if samesite == "None":
-            reasons.append("cookie_samesite 'None'")
-        if partitioned:
-            reasons.append("cookie_partitioned")
-        if reasons:
-            if secure is False:
-                raise ValueError(f"{reasons[0]} needs Secure, but cookie_secure is False")
-            return True
-        return secure
+            self._gc = Periodic(self, "gc", self._gc_interval, "memsession-gc")
 
     @property
     def provider(self) -> Provider:
@@ -171,7 +101,12 @@ class Manager:
     @property
     def cookie_name(self) -> str:
         """The session cookie's name."""
-        return self._cookie_name
+        return self._cookie.name
+
+    @property
+    def cookie(self) -> CookiePolicy:
+        """The session cookie's validated attributes."""
+        return self._cookie
 
     @property
     def max_lifetime(self) -> float:
@@ -183,116 +118,164 @@ class Manager:
         """Timeout in seconds from creation, or None."""
         return self._absolute
 
-    def session_start(self, cookie_header: Optional[str], *, https: bool = False) -> Session:
-        """The live session the Cookie header names, or a new, unsaved one."""
-        state = _HTTPS if https else 0
+    def session_start(self, cookie_header: Optional[str], *, https: bool = False) -> RequestSession:
+        """This request's session: the live one the Cookie header names, or a new, unsaved one."""
+        flags = _HTTPS if https else 0
         if cookie_header is not None:
             if type(cookie_header) is not str and not isinstance(cookie_header, str):
                 raise TypeError(f"cookie_header must be str or None, not {type(cookie_header).__name__}")
             # The common case, one cookie that is ours, needs no parser.
             if len(cookie_header) == self._fast_len and cookie_header.startswith(self._prefix):
-                session = self._live(cookie_header[self._fast_len - ID_LENGTH :])
-                state |= _HAD_COOKIE
+                record = self._live(cookie_header[self._fast_len - ID_LENGTH :])
+                flags |= _HAD_COOKIE
             else:
-                session = None
-                for sid in cookie_values(cookie_header, self._cookie_name):
-                    state |= _HAD_COOKIE
-                    session = self._live(sid)
-                    if session is not None:
+                record = None
+                tried: list[str] = []
+                for sid in cookie_values(cookie_header, self._cookie.name):
+                    flags |= _HAD_COOKIE
+                    if sid in tried or not is_session_id(sid):
+                        continue
+                    tried.append(sid)
+                    record = self._live(sid)
+                    if record is not None or len(tried) == MAX_LOOKUPS:
                         break
-            if session is not None:
-                session.modified = False
-                session._state = state
-                return session
-        sid = new_session_id()
-        session = self._new(sid) if self._new is not None else Session(sid)
-        session._state = state | _PENDING
-        return session
+            if record is not None:
+                return RequestSession(record, flags, self)
+        return RequestSession(self._new(new_session_id()), flags | _FRESH, self)
 
-    def _live(self, sid: str) -> Optional[Session]:
-        """The live session for a cookie value, if it names one."""
+    def _live(self, sid: str) -> Any:
+        """The stored session for a cookie value, if it names a live one."""
         if not is_session_id(sid):
             return None
-        session = self._read(sid, self._max_lifetime)
-        if session is not None and self._absolute is not None:
-            if session.last_used - session.created > self._absolute:
+        record = self._read(sid, self._max_lifetime)
+        if record is not None and self._absolute is not None:
+            if record.last_used - record.created > self._absolute:
                 self._provider.session_destroy(sid)
                 return None
+        return record
+
+    def _own(self, session: object) -> RequestSession:
+        if type(session) is not RequestSession:
+            raise TypeError(
+                "session must be the RequestSession that session_start returned, "
+                f"not {type(session).__name__}"
+            )
+        if session._owner is not self:
+            raise ValueError("session was started by another Manager")
         return session
 
-    def session_cookie(self, session: Session, *, https: bool = False) -> Optional[str]:
+    def session_cookie(self, session: RequestSession, *, https: bool = False) -> Optional[str]:
         """The Set-Cookie value this response must carry, or None.
 
-        Stores a new session that holds data, and destroys a stored one whose
-        data was cleared; call it when the response starts.
+        Stores a new session that holds data, and destroys a stored one this
+        request emptied (when the store holds nothing else for it); call it
+        once the response starts.
         """
-        state = session._state
-        secure = https or bool(state & _HTTPS)
-        if not state & _PENDING:
-            if session.modified and not len(session):
-                self.session_destroy(session)  # emptied: as good as logged out
-                state = session._state
-            elif session.last_used - session._cookie_at >= self._refresh:
-                session._cookie_at = session.last_used
-                return self._format(session, secure)
-            else:
+        rs = self._own(session)
+        if not isinstance(https, bool):
+            raise TypeError(f"https must be a bool, not {type(https).__name__}")
+        flags = rs._flags
+        secure = https or bool(flags & _HTTPS)
+        record = rs._record
+        if not flags & _PENDING:
+            if flags & _MODIFIED and not len(record) and self._destroy_empty(rs._sid):
+                self._detach(rs, kill=True)  # emptied: as good as logged out
+                rs._flags &= ~_KILL_COOKIE
+                return self._cookie.expired(secure)
+            if record.last_used - record._cookie_at < self._refresh:
                 return None
-        if len(session):
-            self._commit(session)
-            session._state = state & ~(_PENDING | _KILL_COOKIE)
-            session._cookie_at = session.last_used
-            return self._format(session, secure)
-        if state & _KILL_COOKIE and state & _HAD_COOKIE:
-            session._state = state & ~_KILL_COOKIE
-            tail = self._tail_https if secure else self._tail_plain
-            return f"{self._prefix}; {_EXPIRED}{tail}"
+            if self._update is not None and not self._update(rs._sid):
+                return None  # destroyed or regenerated by another request meanwhile
+            record._cookie_at = record.last_used
+            return self._format(rs._sid, record, secure)
+        if len(record):
+            self._commit(rs)
+            rs._flags &= ~(_PENDING | _KILL_COOKIE)
+            rs._record._cookie_at = rs._record.last_used
+            return self._format(rs._sid, rs._record, secure)
+        if flags & _KILL_COOKIE:
+            rs._flags = flags & ~_KILL_COOKIE
+            return self._cookie.expired(secure)
         return None
 
-    def _format(self, session: Session, secure: bool) -> str:
-        tail = self._tail_https if secure else self._tail_plain
-        persistent = session.permanent
+    def _destroy_empty(self, sid: str) -> bool:
+        """Destroy the stored session if the store holds no data for it."""
+        if self._destroy_if_empty is not None:
+            return self._destroy_if_empty(sid)
+        stored = self._provider.session_read(sid)
+        if stored is None or len(stored):
+            return False
+        self._provider.session_destroy(sid)
+        return True
+
+    def _format(self, sid: str, record: Any, secure: bool) -> str:
+        persistent = record.permanent
         if persistent is None:
             persistent = self._persistent
         if not persistent:
-            return f"{self._prefix}{session.sid}{tail}"
+            return self._cookie.live(sid, None, secure)
         max_age = self._max_age
         if self._absolute is not None:
-            left = math.ceil(session.created + self._absolute - session.last_used)
+            left = math.ceil(record.created + self._absolute - record.last_used)
             max_age = max(0, min(max_age, left))
-        return f"{self._prefix}{session.sid}; Max-Age={max_age}{tail}"
+        return self._cookie.live(sid, max_age, secure)
 
-    def _commit(self, session: Session) -> None:
+    def _commit(self, rs: RequestSession) -> None:
         """Store a pending session under its id, drawing a new id on a clash."""
+        record = rs._record
         for _ in range(3):
             try:
                 if self._insert is not None:
-                    self._insert(session)
+                    self._insert(record)
                 else:
-                    self._provider.session_init(session.sid).update(session)
+                    stored = self._provider.session_init(record.sid)
+                    stored.update(record)
+                    if record.permanent is not None:
+                        stored.permanent = record.permanent  # type: ignore[attr-defined]
+                    record = stored
+                rs._record, rs._sid = record, record.sid
                 return
             except ValueError:
-                if getattr(session, "_stored_flag", False):
-                    return  # a concurrent request of this session stored it
-                session._rekey(new_session_id())
+                record = self._refill(self._new(new_session_id()), record)
         raise RuntimeError("memsession: could not store a new session under a fresh id")
 
-    def session_destroy(self, session: Session) -> None:
-        """Remove the session's server state; the response expires the cookie."""
-        state = session._state
-        if not state & _PENDING:
-            self._provider.session_destroy(session.sid)
-        session._rekey(new_session_id())  # detached from here on: clearing stays local
-        session.clear()
-        session.modified = False
-        session._state = state | _PENDING | _KILL_COOKIE
+    @staticmethod
+    def _refill(record: Any, source: Any) -> Any:
+        # A snapshot first: a concurrent request may write to the shared record.
+        record.update({key: copy_value(value) for key, value in list(source.items())})
+        if source.permanent is not None:
+            record.permanent = source.permanent
+        return record
 
-    def session_regenerate(self, session: Session) -> None:
-        """Give the session a fresh id in place, keeping its data; the old id dies."""
-        state = session._state
-        if not state & _PENDING:
-            self._provider.session_destroy(session.sid)
-        session._rekey(new_session_id())
-        session._state = state | _PENDING | _KILL_COOKIE
+    def _detach(self, rs: RequestSession, *, kill: bool, keep: Any = None) -> None:
+        """Move this request to a new, unsaved record (holding a copy of keep's data)."""
+        flags = rs._flags
+        if kill and (not flags & _PENDING or flags & _HAD_COOKIE):
+            flags |= _KILL_COOKIE
+        record = self._new(new_session_id())
+        if keep is not None:
+            self._refill(record, keep)
+        rs._record, rs._sid = record, record.sid
+        rs._flags = (flags & ~_MODIFIED) | _FRESH | _ACCESSED
+
+    def session_destroy(self, session: RequestSession) -> None:
+        """End the session for every request; this response expires the cookie."""
+        rs = self._own(session)
+        if not rs._flags & _PENDING:
+            self._provider.session_destroy(rs._sid)
+        self._detach(rs, kill=True)
+
+    def session_regenerate(self, session: RequestSession) -> None:
+        """Move this request to a fresh id with a copy of the data; the old id dies.
+
+        A concurrent request still holding the old id keeps the old data,
+        sees nothing written after this, and is never sent the new id.
+        """
+        rs = self._own(session)
+        old = rs._record
+        if not rs._flags & _PENDING:
+            self._provider.session_destroy(rs._sid)
+        self._detach(rs, kill=True, keep=old)
 
     def gc(self) -> int:
         """Remove sessions idle longer than max_lifetime; return how many."""
@@ -300,10 +283,8 @@ class Manager:
 
     def close(self) -> None:
         """Stop background garbage collection."""
-        self._stop.set()
-        thread = self._gc_thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join()
+        if self._gc is not None:
+            self._gc.stop()
 
     def __enter__(self) -> Manager:
         return self
@@ -319,17 +300,5 @@ class Manager:
     def __repr__(self) -> str:
         return (
             f"<Manager provider={type(self._provider).__name__} "
-            f"cookie_name={self._cookie_name!r} max_lifetime={self._max_lifetime}>"
+            f"cookie_name={self._cookie.name!r} max_lifetime={self._max_lifetime}>"
         )
-
-
-def _gc_loop(ref: "weakref.ref[Manager]", stop: threading.Event, interval: float) -> None:
-    while not stop.wait(interval):
-        manager = ref()
-        if manager is None:
-            return
-        try:
-            manager.gc()
-        except Exception:
-            _log.exception("memsession: background session GC failed")
-        del manager

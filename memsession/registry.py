@@ -1,24 +1,28 @@
-"""The provider registry and the Provider protocol every store implements."""
+"""The provider registry, the Provider protocol, and optional provider capabilities."""
 
 from __future__ import annotations
 
 import threading
-from typing import Optional, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, Union, runtime_checkable
 
-from ._impl import Session
+from .errors import UnknownProviderError
+from .session import Session
 
-__all__ = ["Provider", "UnknownProviderError", "get_provider", "register"]
+__all__ = [
+    "Provider",
+    "ProviderFactory",
+    "SupportsDestroyIfEmpty",
+    "SupportsNewInsert",
+    "SupportsUpdate",
+    "UnknownProviderError",
+    "get_provider",
+    "register",
+]
 
 
 @runtime_checkable
 class Provider(Protocol):
-    """A session store. Every method must be safe to call from many threads at once.
-
-    Optional, for lazy sessions without a copy: ``session_new(sid)`` returns a
-    detached session that ``session_insert(session)`` later stores under its
-    id. The Manager uses them when present, else ``session_init`` plus
-    ``update``.
-    """
+    """A session store. Every method must be safe to call from many threads at once."""
 
     def session_init(self, sid: str) -> Session:
         """Create, store and return a new, empty session under sid.
@@ -53,26 +57,68 @@ class Provider(Protocol):
         ...
 
 
-class UnknownProviderError(LookupError):
-    """No provider is registered under the requested name."""
+@runtime_checkable
+class SupportsNewInsert(Protocol):
+    """Lazy sessions without a copy: a detached session, stored later as it is."""
+
+    def session_new(self, sid: str) -> Session:
+        """Return a detached session for sid; nothing is stored yet."""
+        ...
+
+    def session_insert(self, session: Session) -> None:
+        """Store a session from session_new under its id, with all its data, atomically.
+
+        Must raise ValueError when its id is live already.
+        """
+        ...
 
 
-_providers: dict[str, Provider] = {}
+@runtime_checkable
+class SupportsUpdate(Protocol):
+    """Marking a session used without reading it."""
+
+    def session_update(self, sid: str) -> bool:
+        """Mark the session used now; must return False when sid is not live."""
+        ...
+
+
+@runtime_checkable
+class SupportsDestroyIfEmpty(Protocol):
+    """Destroying a session only when it holds no data, atomically."""
+
+    def session_destroy_if_empty(self, sid: str) -> bool:
+        """Remove the session if it holds no data in the store; True when removed.
+
+        Must decide on the stored data, not on any one request's view, in one
+        atomic step, so a concurrent write to another key is never lost.
+        """
+        ...
+
+
+ProviderFactory = Callable[[], Provider]
+
+_providers: dict[str, Union[Provider, ProviderFactory]] = {}
 _lock = threading.Lock()
 
 
-def register(name: str, provider: Provider) -> None:
-    """Make provider available under name; a name may be registered once."""
+def register(name: str, provider: Union[Provider, ProviderFactory]) -> None:
+    """Make provider available under name; a name may be registered once.
+
+    A Provider instance is shared by every Manager naming it; a zero-argument
+    factory (such as a provider class) gives each Manager its own store.
+    """
     if not isinstance(name, str):
         raise TypeError(f"name must be str, not {type(name).__name__}")
     if not name:
         raise ValueError("name must not be empty")
     if provider is None:
         raise TypeError(f"register: provider for {name!r} is None")
-    if not isinstance(provider, Provider):
-        raise TypeError(
-            f"register: provider for {name!r} lacks the Provider methods ({type(provider).__name__})"
-        )
+    if isinstance(provider, type) or not isinstance(provider, Provider):
+        if not callable(provider):
+            raise TypeError(
+                f"register: provider for {name!r} is neither a Provider nor a factory of one "
+                f"({type(provider).__name__})"
+            )
     with _lock:
         if name in _providers:
             raise ValueError(f"register called twice for provider {name!r}")
@@ -80,10 +126,18 @@ def register(name: str, provider: Provider) -> None:
 
 
 def get_provider(name: str) -> Provider:
-    """The provider registered under name."""
+    """The provider registered under name (for a factory, a new one)."""
     if not isinstance(name, str):
         raise TypeError(f"name must be str, not {type(name).__name__}")
     try:
-        return _providers[name]
+        found = _providers[name]
     except KeyError:
         raise UnknownProviderError(f"unknown provider {name!r} (forgotten import?)") from None
+    if isinstance(found, type) or not isinstance(found, Provider):
+        made = found()
+        if not isinstance(made, Provider):
+            raise TypeError(
+                f"the factory registered as {name!r} returned {type(made).__name__}, not a Provider"
+            )
+        return made
+    return found

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
-from ._impl import Session
 from .manager import Manager
+from .seconds import seconds
+from .session import RequestSession, Session
 
 __all__ = ["FakeClock", "SetCookie", "StartedSession", "find_set_cookie", "parse_set_cookie", "start_session"]
 
@@ -23,22 +23,16 @@ class FakeClock:
 
     @staticmethod
     def _check(value: object, name: str) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-        if not math.isfinite(value):
-            raise ValueError(f"{name} must be finite, got {value!r}")
-        return float(value)
+        return seconds(value, name, zero=True)  # type: ignore[return-value]
 
     def __call__(self) -> float:
         return self._now
 
     def advance(self, seconds: float) -> float:
         """Move time forward by seconds (never back); return the new time."""
-        seconds = self._check(seconds, "seconds")
-        if seconds < 0:
-            raise ValueError(f"seconds must not be negative, got {seconds!r}")
+        step = self._check(seconds, "seconds")
         with self._lock:
-            self._now += seconds
+            self._now += step
             return self._now
 
     def set(self, t: float) -> None:
@@ -57,7 +51,7 @@ class FakeClock:
 class StartedSession:
     """A stored session and the cookie a test client must send to use it."""
 
-    session: Session
+    session: RequestSession
     cookie_name: str
     cookie_value: str
 
@@ -129,10 +123,13 @@ class SetCookie:
         return self._get("domain")
 
     def session(self, manager: Manager) -> Optional[Session]:
-        """The live session this cookie names in manager's provider, or None."""
+        """The live session this cookie names in manager's provider, or None.
+
+        Uses the Manager's idle and absolute lifetimes, as a request would.
+        """
         if self.deletes or not self.value:
             return None
-        return manager.provider.session_read(self.value)
+        return manager._live(self.value)  # type: ignore[no-any-return]
 
 
 def parse_set_cookie(header: str) -> SetCookie:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Iterable, Iterator, Optional
 
-from .cookies import CACHE_HEADERS
-from .errors import ProviderUnavailableError
+from .cookies import session_headers
+from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ProviderUnavailableError
 from .manager import Manager
+from .session import RequestSession
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware"]
 
@@ -15,19 +17,14 @@ ENVIRON_KEY = "memsession.session"
 StartResponse = Callable[..., Any]
 WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
-_UNAVAILABLE = b"session store unavailable, try again shortly\n"
-_UNAVAILABLE_HEADERS = [
-    ("Content-Type", "text/plain; charset=utf-8"),
-    ("Content-Length", str(len(_UNAVAILABLE))),
-    ("Retry-After", "1"),
-    ("Cache-Control", "no-store"),
-]
+_UNAVAILABLE_STATUS = "503 Service Unavailable"
 
 
 class SessionMiddleware:
     """Wraps a WSGI app; the session cookie is set only when the Manager says so.
 
-    When the provider is unavailable the request gets 503 Service Unavailable.
+    When the provider is unavailable, at the start of the request, inside the
+    app or when the session is saved, the request gets 503 Service Unavailable.
     """
 
     def __init__(self, app: WSGIApp, manager: Manager) -> None:
@@ -39,52 +36,77 @@ class SessionMiddleware:
         self.manager = manager
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        manager = self.manager
         https = environ.get("wsgi.url_scheme") == "https"
         try:
-            session = manager.session_start(environ.get("HTTP_COOKIE"), https=https)
+            session = self.manager.session_start(environ.get("HTTP_COOKIE"), https=https)
         except ProviderUnavailableError:
-            start_response("503 Service Unavailable", _UNAVAILABLE_HEADERS)
-            return [_UNAVAILABLE]
+            start_response(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS))
+            return [UNAVAILABLE_BODY]
         environ[ENVIRON_KEY] = session
-        failed: list[bool] = []
-        started: list[bool] = []
-
-        def session_start_response(
-            status: str, headers: list[tuple[str, str]], exc_info: Optional[Any] = None
-        ) -> Any:
-            started.append(True)
-            try:
-                cookie = manager.session_cookie(session, https=https)
-            except ProviderUnavailableError:
-                failed.append(True)
-                return start_response("503 Service Unavailable", _UNAVAILABLE_HEADERS, exc_info)
-            if cookie is not None:
-                headers = [*headers, ("Set-Cookie", cookie), *CACHE_HEADERS]
-            return start_response(status, headers, exc_info)
-
-        result = self.app(environ, session_start_response)
-        if failed:
+        response = _Response(self.manager, session, https, start_response)
+        try:
+            result = self.app(environ, response.start)
+        except ProviderUnavailableError:
+            start_response(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS), sys.exc_info())
+            return [UNAVAILABLE_BODY]
+        if response.failed:
             _close(result)
-            return [_UNAVAILABLE]
-        if not started:  # the app starts its response while its body is iterated
-            return _replace_if_failed(result, failed)
+            return [UNAVAILABLE_BODY]
+        if not response.started:  # the app starts its response while its body is iterated
+            return response.body(result)
         return result
+
+
+class _Response:
+    """One request's start_response, adding the session's headers."""
+
+    __slots__ = ("manager", "session", "https", "start_response", "started", "failed")
+
+    def __init__(
+        self, manager: Manager, session: RequestSession, https: bool, start_response: StartResponse
+    ) -> None:
+        self.manager = manager
+        self.session = session
+        self.https = https
+        self.start_response = start_response
+        self.started = self.failed = False
+
+    def start(self, status: str, headers: list[tuple[str, str]], exc_info: Optional[Any] = None) -> Any:
+        self.started = True
+        try:
+            cookie = self.manager.session_cookie(self.session, https=self.https)
+        except ProviderUnavailableError:
+            self.failed = True
+            return self.start_response(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS), sys.exc_info())
+        headers = session_headers(headers, cookie, self.session.accessed)
+        return self.start_response(status, headers, exc_info)
+
+    def body(self, result: Iterable[bytes]) -> Iterator[bytes]:
+        """The app's body, or the 503 body once the store failed."""
+        sent = False
+        try:
+            try:
+                for chunk in result:
+                    if self.failed:
+                        yield UNAVAILABLE_BODY
+                        return
+                    sent = True
+                    yield chunk
+            except ProviderUnavailableError:
+                if sent:
+                    raise  # the response is under way: the server must abort it
+                if self.failed:
+                    yield UNAVAILABLE_BODY
+                    return
+                # Nothing was sent yet: the server takes the new start.
+                self.failed = True
+                self.start_response(_UNAVAILABLE_STATUS, list(UNAVAILABLE_HEADERS), sys.exc_info())
+                yield UNAVAILABLE_BODY
+        finally:
+            _close(result)
 
 
 def _close(result: Iterable[bytes]) -> None:
     close = getattr(result, "close", None)
     if close is not None:
         close()
-
-
-def _replace_if_failed(result: Iterable[bytes], failed: list[bool]) -> Iterator[bytes]:
-    """The app's body, or the 503 body once saving the session failed."""
-    try:
-        for chunk in result:
-            if failed:
-                yield _UNAVAILABLE
-                return
-            yield chunk
-    finally:
-        _close(result)

@@ -75,6 +75,8 @@ def fastapi_app(manager: Manager) -> Any:
 
 def handle(manager: Manager, session: Any, path: str) -> str:
     """The shared behaviour: every stack answers the same paths the same way."""
+    if path == "/static":
+        return "static"  # never touches the session
     if path == "/inc":
         session["n"] = session.get("n", 0) + 1
     elif path == "/login":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any, Callable, Optional
 
@@ -23,6 +24,8 @@ SIDS = st.sampled_from(["a", "b", "c", "d", "e", "f", "g"])
 LIFETIMES = st.one_of(st.none(), st.integers(0, 30), st.floats(0, 30, allow_nan=False))
 BAD_SIDS = st.sampled_from([None, 3, b"a", True, ""])
 BAD_LIFETIMES = st.sampled_from([None, -1, float("nan"), "x", True])
+NON_FINITE = st.sampled_from([math.inf, -math.inf, math.nan])
+STAT_KEYS = ("hits", "misses", "created", "destroyed", "expired", "evicted")
 
 
 def outcome(call: Callable[[], Any]) -> Any:
@@ -35,8 +38,25 @@ def outcome(call: Callable[[], Any]) -> Any:
 
 def view(value: Any) -> Any:
     if isinstance(value, (_core.Session, _core_py.Session)):
-        return ("session", value.sid, dict(value), value.created, value.last_used, value.modified)
+        return (
+            "session",
+            value.sid,
+            dict(value),
+            value.created,
+            value.last_used,
+            value.new,
+            value.permanent,
+            value._cookie_at,
+        )
     return value
+
+
+def peek(provider: Any, sid: str) -> Any:
+    """The live session sid, found without marking it used."""
+    for s in provider.sessions():
+        if s.sid == sid:
+            return s
+    return None
 
 
 class TwinCores(RuleBasedStateMachine):
@@ -45,11 +65,20 @@ class TwinCores(RuleBasedStateMachine):
     @initialize(max_sessions=st.one_of(st.none(), st.integers(1, 5)))
     def setup(self, max_sessions: Any) -> None:
         self.clock = FakeClock(100.0)
-        self.fast = _core.MemoryProvider(max_sessions=max_sessions, clock=self.clock)
-        self.slow = _core_py.MemoryProvider(max_sessions=max_sessions, clock=self.clock)
+        self.broken: Optional[float] = None  # what the clock returns while broken
+        self.fast = _core.MemoryProvider(max_sessions=max_sessions, clock=self.now)
+        self.slow = _core_py.MemoryProvider(max_sessions=max_sessions, clock=self.now)
         self.max_sessions = max_sessions
-        # The model: live id -> last use, in last-use order (oldest first).
+        # The model: live id -> last use, in last-use order (oldest first),
+        # each session's data, the counters, and the longest lifetime the
+        # store was told (-1: none yet), which inserts reclaim past.
         self.model: dict[str, float] = {}
+        self.data: dict[str, dict[str, Any]] = {}
+        self.stats = dict.fromkeys(STAT_KEYS, 0)
+        self.reclaim_after = -1.0
+
+    def now(self) -> float:
+        return self.clock() if self.broken is None else self.broken
 
     def both(self, name: str, *args: Any) -> Any:
         a = outcome(lambda: getattr(self.fast, name)(*args))
@@ -57,15 +86,35 @@ class TwinCores(RuleBasedStateMachine):
         assert a == b, (name, args, a, b)
         return a
 
+    # -- the model ---------------------------------------------------------------
     def model_touch(self, sid: str) -> None:
         del self.model[sid]
         self.model[sid] = self.clock()
 
-    def model_store(self, sid: str) -> None:
-        if self.max_sessions is not None and len(self.model) >= self.max_sessions:
-            del self.model[next(iter(self.model))]  # least recently used
-        self.model[sid] = self.clock()
+    def model_remove(self, sid: str, counter: str) -> None:
+        del self.model[sid]
+        del self.data[sid]
+        self.stats[counter] += 1
 
+    def model_saw_lifetime(self, lifetime: float) -> None:
+        self.reclaim_after = max(self.reclaim_after, float(lifetime))
+
+    def model_store(self, sid: str, data: dict[str, Any]) -> None:
+        now = self.clock()
+        for _ in range(2):  # reclaim: at most two sessions idle past the known lifetime
+            if self.reclaim_after < 0 or not self.model:
+                break
+            oldest, last_used = next(iter(self.model.items()))
+            if not now - last_used > self.reclaim_after:
+                break
+            self.model_remove(oldest, "expired")
+        if self.max_sessions is not None and len(self.model) >= self.max_sessions:
+            self.model_remove(next(iter(self.model)), "evicted")  # least recently used
+        self.model[sid] = now
+        self.data[sid] = data
+        self.stats["created"] += 1
+
+    # -- rules -------------------------------------------------------------------
     @rule(sid=SIDS)
     def init(self, sid: str) -> None:
         result = self.both("session_init", sid)
@@ -73,19 +122,25 @@ class TwinCores(RuleBasedStateMachine):
             assert result[0] == "error" and result[1] is ValueError
         else:
             assert result[0] == "ok" and result[1][1] == sid
-            self.model_store(sid)
+            self.model_store(sid, {})
 
     @rule(sid=SIDS, lifetime=LIFETIMES)
     def read(self, sid: str, lifetime: Optional[float]) -> None:
         result = self.both("session_read", sid, lifetime)
+        if lifetime is not None:
+            self.model_saw_lifetime(lifetime)
         if sid not in self.model:
             assert result == ("ok", None)
+            self.stats["misses"] += 1
         elif lifetime is not None and self.clock() - self.model[sid] > lifetime:
             assert result == ("ok", None), "an expired session was returned"
-            del self.model[sid]
+            self.model_remove(sid, "expired")
+            self.stats["misses"] += 1
         else:
             assert result[1][1] == sid  # never another session's data
+            assert result[1][2] == self.data[sid]
             self.model_touch(sid)
+            self.stats["hits"] += 1
 
     @rule(sid=SIDS)
     def update(self, sid: str) -> None:
@@ -96,37 +151,96 @@ class TwinCores(RuleBasedStateMachine):
     @rule(sid=SIDS)
     def destroy(self, sid: str) -> None:
         self.both("session_destroy", sid)
-        self.model.pop(sid, None)
+        if sid in self.model:
+            self.model_remove(sid, "destroyed")
 
-    @rule(lifetime=st.integers(0, 30))
-    def gc(self, lifetime: int) -> None:
+    @rule(sid=SIDS)
+    def destroy_if_empty(self, sid: str) -> None:
+        removed = sid in self.model and not self.data[sid]
+        assert self.both("session_destroy_if_empty", sid) == ("ok", removed)
+        if removed:
+            self.model_remove(sid, "destroyed")
+
+    @rule(lifetime=st.one_of(st.integers(0, 30), st.floats(0, 30, allow_nan=False)))
+    def gc(self, lifetime: float) -> None:
         now = self.clock()
         expired = [sid for sid, t in self.model.items() if now - t > lifetime]
         assert self.both("session_gc", lifetime) == ("ok", len(expired))
+        self.model_saw_lifetime(lifetime)
         for sid in expired:
-            del self.model[sid]
+            self.model_remove(sid, "expired")
 
     @rule(sid=SIDS)
     def new_then_insert(self, sid: str) -> None:
         fast = self.fast.session_new(sid)
         slow = self.slow.session_new(sid)
+        assert view(fast) == view(slow)
         fast["made"] = slow["made"] = self.clock()
         a = outcome(lambda: self.fast.session_insert(fast))
         b = outcome(lambda: self.slow.session_insert(slow))
         assert a == b
-        if sid not in self.model:
+        if sid in self.model:
+            assert a[0] == "error" and a[1] is ValueError
+        else:
             assert a == ("ok", None)
-            self.model_store(sid)
+            self.model_store(sid, {"made": self.clock()})
+        assert view(fast) == view(slow)
+
+    @rule()
+    def insert_a_session_without_an_id(self) -> None:
+        a = outcome(lambda: self.fast.session_insert(_core.Session.__new__(_core.Session)))
+        b = outcome(lambda: self.slow.session_insert(_core_py.Session.__new__(_core_py.Session)))
+        assert a == b and a[0] == "error" and a[1] is ValueError
 
     @rule(sid=SIDS, key=st.sampled_from(["k", "n"]), value=st.integers())
     def write(self, sid: str, key: str, value: int) -> None:
         a = self.fast.session_read(sid)
         b = self.slow.session_read(sid)
         assert view(a) == view(b)
-        if a is not None:
+        if a is None:
+            self.stats["misses"] += 1
+        else:
+            assert b is not None
             a[key] = value
-            b[key] = value
+            b.set(key, value)
+            self.data[sid][key] = value
             self.model_touch(sid)
+            self.stats["hits"] += 1
+
+    @rule(sid=SIDS, key=st.sampled_from(["k", "n", "made", "absent"]), clear=st.booleans())
+    def remove_data(self, sid: str, key: str, clear: bool) -> None:
+        a, b = peek(self.fast, sid), peek(self.slow, sid)
+        assert view(a) == view(b)
+        if a is None:
+            return
+        if clear:
+            a.clear()
+            b.clear()
+            self.data[sid].clear()
+        else:
+            a.delete(key)
+            b.delete(key)
+            self.data[sid].pop(key, None)
+
+    @rule(sid=SIDS, value=st.sampled_from([None, True, False, 0, 1, "", "yes"]))
+    def set_permanent(self, sid: str, value: Any) -> None:
+        a, b = peek(self.fast, sid), peek(self.slow, sid)
+        if a is None:
+            assert b is None
+            return
+        a.permanent = b.permanent = value
+        assert view(a) == view(b)
+        a._cookie_at = b._cookie_at = self.clock()
+        assert view(a) == view(b)
+
+    @rule(sid=SIDS, other=SIDS)
+    def reinitialise(self, sid: str, other: str) -> None:
+        a, b = peek(self.fast, sid), peek(self.slow, sid)
+        if a is None:
+            assert b is None
+            return
+        assert outcome(lambda: a.__init__(other)) == outcome(lambda: b.__init__(other))
+        assert a.sid == b.sid == sid
 
     @rule(data=st.data())
     def destroy_while_iterating(self, data: st.DataObject) -> None:
@@ -139,15 +253,45 @@ class TwinCores(RuleBasedStateMachine):
                     provider.session_destroy(sid)
             assert set(seen) <= set(self.model)
         for sid in doomed:
-            self.model.pop(sid, None)
+            if sid in self.model:
+                self.model_remove(sid, "destroyed")
 
-    @rule(bad=BAD_SIDS, name=st.sampled_from(["session_init", "session_read", "session_destroy"]))
+    @rule(
+        bad=BAD_SIDS,
+        name=st.sampled_from(["session_init", "session_read", "session_destroy", "session_destroy_if_empty"]),
+    )
     def bad_id(self, bad: Any, name: str) -> None:
         assert self.both(name, bad)[0] == "error"
 
-    @rule(bad=BAD_LIFETIMES)
-    def bad_lifetime(self, bad: Any) -> None:
+    @rule(bad=BAD_LIFETIMES, sid=SIDS)
+    def bad_lifetime(self, bad: Any, sid: str) -> None:
         assert self.both("session_gc", bad)[0] == "error"
+        if bad is not None:
+            assert self.both("session_read", sid, bad)[0] == "error"
+
+    @rule(
+        bad=NON_FINITE,
+        sid=SIDS,
+        name=st.sampled_from(["session_init", "session_read", "session_update", "session_gc", "now"]),
+        lifetime=st.integers(0, 30),
+    )
+    def non_finite_clock(self, bad: float, sid: str, name: str, lifetime: int) -> None:
+        args: tuple[Any, ...] = {
+            "session_init": (sid,),
+            "session_read": (sid, lifetime),
+            "session_update": (sid,),
+            "session_gc": (lifetime,),
+            "now": (),
+        }[name]
+        self.broken = bad
+        try:
+            result = self.both(name, *args)
+        finally:
+            self.broken = None
+        assert result[0] == "error" and result[1] is ValueError
+        assert "clock must return a finite number" in result[2]
+        # A call that failed on its clock leaves everything as it was, the
+        # remembered lifetime included.
 
     @rule(seconds=st.one_of(st.integers(0, 20), st.floats(0, 20, allow_nan=False)))
     def advance(self, seconds: float) -> None:
@@ -157,6 +301,7 @@ class TwinCores(RuleBasedStateMachine):
     def contains(self, sid: Any) -> None:
         assert (sid in self.fast) == (sid in self.slow)
 
+    # -- invariants --------------------------------------------------------------
     @invariant()
     def same_sessions_in_same_order(self) -> None:
         fast = [view(s) for s in self.fast.sessions()]
@@ -168,12 +313,15 @@ class TwinCores(RuleBasedStateMachine):
     def each_core_matches_the_model(self) -> None:
         for provider in (self.fast, self.slow):
             assert [(s.sid, s.last_used) for s in provider.sessions()] == list(self.model.items())
+            assert {s.sid: dict(s) for s in provider.sessions()} == self.data
             assert len(provider) == provider.stats()["live"] == len(self.model)
             assert all(sid in provider for sid in self.model)
+            assert not any(s.new for s in provider.sessions())
 
     @invariant()
-    def same_stats(self) -> None:
-        assert self.fast.stats() == self.slow.stats()
+    def same_stats_as_the_model(self) -> None:
+        expected = {"live": len(self.model), **self.stats}
+        assert self.fast.stats() == self.slow.stats() == expected
 
     @invariant()
     def list_is_in_last_use_order(self) -> None:

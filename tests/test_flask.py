@@ -61,7 +61,7 @@ def build(manager: Any = None, **config: Any) -> Flask:
 
 def test_flask_session_is_a_memsession_session(flask_manager: Manager) -> None:
     client = build(flask_manager).test_client()
-    assert client.get("/flags").text == f"new=True modified=False type={memsession.Session.__name__}"
+    assert client.get("/flags").text == f"new=True modified=False type={memsession.RequestSession.__name__}"
     client.get("/set/a/1")
     assert client.get("/flags").text.startswith("new=False modified=False")
     assert client.get("/get/a").text == "1"

@@ -35,12 +35,21 @@ def test_counter_climbs(stack: tuple[str, Any]) -> None:
     assert [browser.request("/inc")[2] for _ in range(3)] == [f"n={n} user=None" for n in (1, 2, 3)]
 
 
-def test_reading_only_stores_nothing_and_sets_no_cookie(stack: tuple[str, Any]) -> None:
+def test_reading_only_stores_nothing_sets_no_cookie_and_varies_by_cookie(stack: tuple[str, Any]) -> None:
     base, provider = stack
     status, headers, body = Browser(base).request("/peek")
     assert (status, body) == (200, "n=0 user=None")
     assert set_cookies(headers) == [] and len(provider) == 0
-    assert headers.get("Vary") is None
+    # The page depends on the session, so a shared cache must key it by Cookie.
+    assert headers.get_all("Vary") == ["Cookie"]
+
+
+def test_a_page_that_never_touches_the_session_does_not_vary_by_cookie(stack: tuple[str, Any]) -> None:
+    browser = Browser(stack[0])
+    browser.request("/inc")
+    status, headers, body = browser.request("/static")
+    assert (status, body) == (200, "static")
+    assert headers.get_all("Vary") is None and set_cookies(headers) == []
 
 
 def test_cookie_attributes_and_cache_headers(stack: tuple[str, Any]) -> None:

@@ -44,7 +44,29 @@ def login(manager: Manager, **data: Any) -> tuple[memsession.Session, str]:
 def test_go_style_positional_construction_works() -> None:
     with Manager("memory", "gosessionid", 3600) as m:
         assert m.cookie_name == "gosessionid" and m.max_lifetime == 3600.0
-        assert m.provider is memsession.get_provider("memory")
+        assert isinstance(m.provider, memsession.MemoryProvider)
+
+
+def test_two_managers_named_memory_have_stores_of_their_own(clock: FakeClock) -> None:
+    with Manager("memory", "sid", 100) as first, Manager("memory", "sid", 10) as second:
+        assert first.provider is not second.provider
+        s = first.session_start(None)
+        s["user"] = "ann"
+        cookie = (first.session_cookie(s) or "").split(";")[0]
+        assert second.session_start(cookie).new  # the other Manager never sees it
+        second.gc()  # a shorter lifetime collects only its own store
+        assert first.session_start(cookie)["user"] == "ann"
+
+
+def test_a_store_is_shared_on_purpose_by_registering_an_instance() -> None:
+    shared = memsession.MemoryProvider()
+    memsession.register("shared-for-test", shared)
+    with Manager("shared-for-test", "sid") as first, Manager("shared-for-test", "sid") as second:
+        assert first.provider is second.provider is shared
+        s = first.session_start(None)
+        s["user"] = "ann"
+        cookie = (first.session_cookie(s) or "").split(";")[0]
+        assert second.session_start(cookie)["user"] == "ann"
 
 
 def test_a_fresh_visitor_gets_an_unsaved_session_and_no_cookie(manager: Manager, provider: Any) -> None:
@@ -66,9 +88,9 @@ def test_writing_saves_the_session_and_sets_a_cookie(manager: Manager, provider:
     cookie = manager.session_cookie(s)
     sid = sid_of(cookie)
     assert sid == s.sid and ID.match(sid) and is_session_id(sid)
-    assert provider.session_read(sid) is s
+    assert provider.session_read(sid) == {"n": 1}
     again = manager.session_start(f"sid={sid}")
-    assert again is s and again["n"] == 1 and not again.modified
+    assert again is not s and again.sid == s.sid and again["n"] == 1 and not again.modified
 
 
 def test_ids_are_43_urlsafe_characters_and_never_repeat(manager: Manager) -> None:
@@ -112,21 +134,21 @@ def test_malformed_cookies_give_a_fresh_session(manager: Manager, header: str) -
 def test_the_live_one_of_several_same_name_cookies_wins(manager: Manager) -> None:
     s, cookie = login(manager)
     header = f'sid={"A" * 43}; other=1; sid=garbage; {cookie}; sid="{"B" * 43}"'
-    assert manager.session_start(header) is s
+    assert manager.session_start(header).sid == s.sid
 
 
 def test_quoted_cookie_values_are_understood(manager: Manager) -> None:
     s, cookie = login(manager)
-    assert manager.session_start(f'a=b; sid="{cookie[4:]}"') is s
+    assert manager.session_start(f'a=b; sid="{cookie[4:]}"').sid == s.sid
 
 
 def test_idle_sessions_expire(manager: Manager, clock: FakeClock) -> None:
     s, cookie = login(manager)
     clock.advance(99)
-    assert manager.session_start(cookie) is s
+    assert manager.session_start(cookie).sid == s.sid
     clock.advance(100.5)
     fresh = manager.session_start(cookie)
-    assert fresh is not s and len(fresh) == 0
+    assert fresh.sid != s.sid and len(fresh) == 0
 
 
 def test_absolute_lifetime_ends_a_session_in_use(provider: Any, clock: FakeClock) -> None:
@@ -134,9 +156,9 @@ def test_absolute_lifetime_ends_a_session_in_use(provider: Any, clock: FakeClock
         s, cookie = login(m)
         for _ in range(4):
             clock.advance(60)
-            assert m.session_start(cookie) is s
+            assert m.session_start(cookie).sid == s.sid
         clock.advance(60)
-        assert m.session_start(cookie) is not s
+        assert m.session_start(cookie).sid != s.sid
         assert s.sid not in provider
 
 
@@ -224,7 +246,7 @@ def test_cookie_is_refreshed_before_it_could_expire_but_not_every_time(
         clock.advance(20)
         assert clock() < browser_expiry, "the browser cookie died while the session was in use"
         got = manager.session_start(cookie)
-        assert got is s
+        assert got.sid == s.sid
         set_cookie = manager.session_cookie(got)
         if set_cookie is not None:
             assert sid_of(set_cookie) == s.sid
@@ -250,8 +272,8 @@ def test_regenerate_keeps_data_and_kills_the_old_id(manager: Manager, provider: 
     assert old not in provider
     new_cookie = manager.session_cookie(s)
     assert sid_of(new_cookie) == s.sid
-    assert manager.session_start(cookie) is not s  # the old id is dead
-    assert manager.session_start(f"sid={s.sid}") is s
+    assert manager.session_start(cookie).sid != s.sid  # the old id is dead
+    assert manager.session_start(f"sid={s.sid}").sid == s.sid
 
 
 def test_regenerate_of_a_new_session_before_writing(manager: Manager) -> None:
@@ -271,7 +293,7 @@ def test_destroy_removes_state_and_expires_the_cookie(manager: Manager, provider
     assert expired is not None and sid_of(expired) == ""
     a = attrs(expired)
     assert a["Max-Age"] == "0" and a["Expires"].startswith("Thu, 01 Jan 1970")
-    assert manager.session_start(cookie) is not s
+    assert manager.session_start(cookie).sid != s.sid
 
 
 def test_writing_after_destroy_starts_a_new_session(manager: Manager, provider: Any) -> None:
@@ -326,7 +348,7 @@ def test_background_gc_runs_and_close_stops_it(core: types.ModuleType) -> None:
     m = Manager(Spy(), "sid", 7, gc_interval=0.01)  # type: ignore[arg-type]
     assert ran.wait(10)
     m.close()
-    assert m._gc_thread is not None and not m._gc_thread.is_alive()
+    assert m._gc is not None and not m._gc._thread.is_alive()
     assert calls[0] == 7.0
 
 

@@ -103,7 +103,7 @@ def test_cookie_helpers_round_trip_through_the_wsgi_middleware(pytester: pytest.
             cookies = [v for k, v in got["headers"] if k == "Set-Cookie"]
             renewed = find_set_cookie(cookies, memsession_manager.cookie_name)
             assert renewed.value == user.cookie_value and renewed.httponly
-            assert renewed.session(memsession_manager) is user.session
+            assert renewed.session(memsession_manager).sid == user.session.sid
         """
     )
     result = pytester.runpytest("-p", "no:cacheprovider")

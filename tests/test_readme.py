@@ -14,7 +14,9 @@ BLOCKS = re.findall(r"^```python\n(.*?)^```$", README.read_text(encoding="utf-8"
 
 
 def block_id(code: str) -> str:
-    first = next(line for line in code.splitlines() if line.strip() and not line.startswith(("import", "from")))
+    first = next(
+        line for line in code.splitlines() if line.strip() and not line.startswith(("import", "from"))
+    )
     return first[:40]
 
 

@@ -32,8 +32,24 @@ def test_registering_none_is_a_type_error(clean_registry: None) -> None:
 
 
 def test_registering_a_non_provider_is_a_type_error(clean_registry: None) -> None:
-    with pytest.raises(TypeError, match="Provider methods"):
+    with pytest.raises(TypeError, match="neither a Provider nor a factory"):
         memsession.register("dict", {})  # type: ignore[arg-type]
+
+
+def test_a_registered_factory_gives_a_new_provider_per_lookup(clean_registry: None) -> None:
+    memsession.register("per-manager", memsession.MemoryProvider)
+    first, second = memsession.get_provider("per-manager"), memsession.get_provider("per-manager")
+    assert isinstance(first, memsession.MemoryProvider) and first is not second
+
+
+def test_a_factory_returning_a_non_provider_is_a_type_error(clean_registry: None) -> None:
+    memsession.register("broken", dict)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="'broken' returned dict, not a Provider"):
+        memsession.get_provider("broken")
+
+
+def test_memory_is_registered_as_a_factory() -> None:
+    assert memsession.get_provider("memory") is not memsession.get_provider("memory")
 
 
 @pytest.mark.parametrize("name", [None, 3, b"memory"])

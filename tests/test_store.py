@@ -83,7 +83,7 @@ def test_destroy_removes_and_is_idempotent(provider: Any) -> None:
     provider.session_destroy(SID)
     provider.session_destroy(SID)
     assert provider.session_read(SID) is None
-    assert not s._stored_flag
+    assert s.new and s.sid == SID
     assert provider.stats()["destroyed"] == 1
 
 
@@ -200,11 +200,11 @@ def test_default_clock_is_monotonic_seconds(core: types.ModuleType) -> None:
 
 def test_new_and_insert_store_the_same_object(provider: Any, clock: FakeClock) -> None:
     s = provider.session_new(SID)
-    assert SID not in provider and not s._stored_flag
+    assert SID not in provider and s.new
     s["x"] = 1
     clock.advance(1)
     provider.session_insert(s)
-    assert provider.session_read(SID) is s and s._stored_flag
+    assert provider.session_read(SID) is s and not s.new
     assert s.created == clock()
     with pytest.raises(ValueError, match="stored already"):
         provider.session_insert(s)
@@ -223,20 +223,111 @@ def test_insert_refuses_a_foreign_object(provider: Any) -> None:
 
 def test_stored_session_id_cannot_be_changed(provider: Any) -> None:
     s = provider.session_init(SID)
-    with pytest.raises(ValueError, match="stored session"):
-        s._rekey("b" * 43)
+    with pytest.raises(TypeError, match="initialised already"):
+        s.__init__("b" * 43)
     with pytest.raises(AttributeError):
-        s.sid = "other"  # type: ignore[misc]
+        s.sid = "other"
+    assert not hasattr(s, "_rekey")
     provider.session_destroy(SID)
-    s._rekey("b" * 43)
-    assert s.sid == "b" * 43
+    # Not even once it is out of the store: an id is set once.
+    with pytest.raises(TypeError, match="initialised already"):
+        s.__init__("b" * 43)
+    assert s.sid == SID and s.session_id() == SID
+
+
+OTHER = "b" * 43
+
+
+@pytest.mark.parametrize("then", ["destroy", "gc", "expire-on-read", "evict", "reclaim"])
+def test_init_reentry_on_a_stored_session_raises_and_removing_it_later_is_safe(
+    core: types.ModuleType, clock: FakeClock, then: str
+) -> None:
+    p = core.MemoryProvider(clock=clock, max_sessions=3)
+    s = p.session_init(SID)
+    s["k"] = 1
+    neighbour = p.session_init("neighbour")
+    for bad in (OTHER, 5, ""):
+        with pytest.raises(TypeError, match="initialised already"):
+            s.__init__(bad)
+    with pytest.raises(TypeError, match="initialised already"):
+        core.Session.__init__(s, OTHER)
+    # Nothing moved: same id, same key in the map, same place in the list.
+    assert s.sid == SID and dict(s) == {"k": 1}
+    assert SID in p and OTHER not in p
+    assert [x.sid for x in p.sessions()] == [SID, "neighbour"]
+    assert p.session_update(SID) and p.session_read(SID) is s
+    del neighbour
+    clock.advance(10)
+    if then == "destroy":
+        p.session_destroy(SID)
+    elif then == "gc":
+        assert p.session_gc(5) == 2
+    elif then == "expire-on-read":
+        assert p.session_read(SID, 5) is None
+    elif then == "evict":
+        p.session_read("neighbour")
+        p.session_init("x")
+        p.session_init("y")  # at capacity: evicts s, the least recently used
+        assert p.stats()["evicted"] == 1
+    else:
+        p.session_read("neighbour", 5)  # the store learns the lifetime: neighbour expires
+        p.session_init("x")  # reclaims s, idle past it
+        assert p.stats()["expired"] == 2
+    assert SID not in p and OTHER not in p and s.new
+    clock.advance(10)
+    p.session_gc(0)  # a full sweep over whatever is left must not trip on s
+    p.session_destroy(SID)
+    p.session_destroy(OTHER)
+    assert len(p) == p.stats()["live"] == 0 and list(p.sessions()) == []
+    assert p.session_init(SID) is not s  # the id is free again
+    check_consistent(p)
+
+
+def test_session_initialised_directly_can_be_stored_but_not_reinitialised(core: types.ModuleType) -> None:
+    p = core.MemoryProvider(clock=FakeClock(5.0))
+    s = core.Session(SID)
+    with pytest.raises(TypeError, match="initialised already"):
+        s.__init__(OTHER)
+    p.session_insert(s)
+    assert p.session_read(SID) is s and s.sid == SID
+
+
+def test_insert_of_a_session_without_an_id_is_a_value_error(provider: Any, core: types.ModuleType) -> None:
+    provider.session_init("a")["k"] = 1
+    before = ([(x.sid, dict(x), x.last_used) for x in provider.sessions()], provider.stats())
+    blank = core.Session.__new__(core.Session)
+    with pytest.raises(ValueError, match="session has no id"):
+        provider.session_insert(blank)
+    assert blank.new
+    assert ([(x.sid, dict(x), x.last_used) for x in provider.sessions()], provider.stats()) == before
+    # Once given an id, the same object stores normally.
+    blank.__init__(SID)
+    provider.session_insert(blank)
+    assert provider.session_read(SID) is blank and not blank.new
+
+
+def test_stored_sessions_are_memsession_sessions(provider: Any, core: types.ModuleType) -> None:
+    import memsession
+
+    s = provider.session_init(SID)
+    assert isinstance(s, memsession.Session)
+    assert isinstance(provider.session_new(OTHER), memsession.Session)
+    assert issubclass(core.Session, memsession.Session)
 
 
 # --- bad arguments ---------------------------------------------------------
 
 
 @pytest.mark.parametrize(
-    "method", ["session_init", "session_read", "session_destroy", "session_update", "session_new"]
+    "method",
+    [
+        "session_init",
+        "session_read",
+        "session_destroy",
+        "session_update",
+        "session_new",
+        "session_destroy_if_empty",
+    ],
 )
 @pytest.mark.parametrize("bad", [None, 42, b"bytes", ["x"]])
 def test_non_str_ids_are_a_type_error_naming_sid(provider: Any, method: str, bad: object) -> None:
@@ -245,7 +336,15 @@ def test_non_str_ids_are_a_type_error_naming_sid(provider: Any, method: str, bad
 
 
 @pytest.mark.parametrize(
-    "method", ["session_init", "session_read", "session_destroy", "session_update", "session_new"]
+    "method",
+    [
+        "session_init",
+        "session_read",
+        "session_destroy",
+        "session_update",
+        "session_new",
+        "session_destroy_if_empty",
+    ],
 )
 def test_empty_id_is_a_value_error(provider: Any, method: str) -> None:
     with pytest.raises(ValueError, match="sid must not be empty"):
@@ -305,7 +404,7 @@ def test_clock_returning_garbage_is_a_clear_error(core: types.ModuleType) -> Non
     with pytest.raises(TypeError, match="clock must return a number"):
         p.now()
     p = core.MemoryProvider(clock=lambda: math.nan)
-    with pytest.raises(ValueError, match="clock returned nan"):
+    with pytest.raises(ValueError, match="clock must return a finite number"):
         p.session_init(SID)
 
 
@@ -356,40 +455,39 @@ def test_session_go_style_methods(provider: Any) -> None:
     assert "user" not in s
 
 
-def test_every_mutation_marks_the_session_modified(provider: Any) -> None:
+def test_mutators_are_plain_dict_operations(provider: Any) -> None:
     s = provider.session_init(SID)
+    mirror: dict[str, Any] = {}
     mutations = [
-        lambda: s.__setitem__("a", 1),
-        lambda: s.set("b", 2),
-        lambda: s.update(c=3),
-        lambda: s.setdefault("d", 4),
-        lambda: s.pop("a"),
-        lambda: s.delete("b"),
-        lambda: s.__delitem__("c"),
-        lambda: s.popitem(),
-        lambda: s.__ior__({"e": 5}),
-        lambda: s.clear(),
+        lambda d: d.__setitem__("a", 1),
+        lambda d: d.update(c=3),
+        lambda d: d.setdefault("d", 4),
+        lambda d: d.setdefault("d", 99),
+        lambda d: d.pop("a"),
+        lambda d: d.pop("zz", None),
+        lambda d: d.__delitem__("c"),
+        lambda d: d.__ior__({"e": 5, "f": 6}),
+        lambda d: d.popitem(),
+        lambda d: d.clear(),
     ]
     for mutate in mutations:
-        s.modified = False
-        mutate()
-        assert s.modified, mutate
+        assert mutate(s) == mutate(mirror)
+        assert dict(s) == mirror
+    s.set("b", 2)
+    s.delete("b")
+    s.delete("b")  # absent: no error
     assert dict(s) == {}
 
 
-def test_reads_and_no_op_mutations_leave_modified_alone(provider: Any) -> None:
+def test_stored_sessions_carry_no_per_request_state(provider: Any) -> None:
     s = provider.session_init(SID)
     s["a"] = 1
-    s.modified = False
-    _ = s["a"], s.get("a"), "a" in s, len(s), list(s), list(s.items()), list(s.values())
-    s.delete("zz")
-    s.pop("zz", None)
-    s.setdefault("a", 99)
-    assert not s.modified
-    s.clear()
-    s.modified = False
-    s.clear()
-    assert not s.modified
+    for name in ("modified", "accessed", "_state", "_rekey", "_stored_flag"):
+        assert not hasattr(s, name), name
+    # Shared by every request of the session: flags cannot be pinned on it.
+    for name in ("modified", "accessed"):
+        with pytest.raises(AttributeError):
+            setattr(s, name, True)
 
 
 def test_mapping_protocol_behaves_like_dict(provider: Any) -> None:
@@ -409,14 +507,6 @@ def test_mapping_protocol_behaves_like_dict(provider: Any) -> None:
     assert s.popitem() == ("z", [1])
     with pytest.raises(TypeError):
         s.pop("a", 1, 2)
-
-
-def test_modified_is_settable_and_always_a_bool(provider: Any) -> None:
-    s = provider.session_init(SID)
-    s.modified = "yes"
-    assert s.modified is True
-    s.modified = 0
-    assert s.modified is False
 
 
 def test_timestamps_are_read_only(provider: Any) -> None:
@@ -445,7 +535,7 @@ def test_copy_and_pickle_give_plain_data(provider: Any) -> None:
 
 def test_detached_session_can_be_built_directly(core: types.ModuleType) -> None:
     s = core.Session("x" * 43)
-    assert s.sid == "x" * 43 and len(s) == 0 and not s.modified
+    assert s.sid == "x" * 43 and len(s) == 0 and s.new and s.permanent is None
     with pytest.raises(TypeError, match="sid must be str"):
         core.Session(5)
 
@@ -567,16 +657,6 @@ def test_changing_permanent_asks_for_the_cookie_again(provider: Any) -> None:
     assert s._cookie_at == s.last_used
 
 
-def test_accessed_is_a_settable_flag(provider: Any) -> None:
-    s = provider.session_init(SID)
-    assert s.accessed is False
-    s.accessed = True
-    assert s.accessed is True and s.permanent is None
-    s.permanent = True
-    s.accessed = False
-    assert s.accessed is False and s.permanent is True
-
-
 def test_a_clock_running_backwards_cannot_disorder_the_store(core: types.ModuleType) -> None:
     t = [100.0]
     p = core.MemoryProvider(clock=lambda: t[0])
@@ -588,3 +668,221 @@ def test_a_clock_running_backwards_cannot_disorder_the_store(core: types.ModuleT
     assert [s.sid for s in p.sessions()] == ["b", "a"]
     t[0] = 200.0
     assert p.session_gc(99.0) == 2
+
+
+# --- clocks that return a non-finite time ---------------------------------------
+
+
+def snapshot(p: Any) -> Any:
+    """Everything observable about a store: contents, order, timestamps, counters."""
+    return [(s.sid, dict(s), s.created, s.last_used) for s in p.sessions()], p.stats(), len(p)
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda p, spare: p.session_init("c"),
+        lambda p, spare: p.session_new("c"),
+        lambda p, spare: p.session_insert(spare),
+        lambda p, spare: p.session_read("a"),
+        lambda p, spare: p.session_read("a", 5),
+        lambda p, spare: p.session_update("a"),
+        lambda p, spare: p.session_gc(0),
+        lambda p, spare: p.now(),
+    ],
+    ids=["init", "new", "insert", "read", "read-lifetime", "update", "gc", "now"],
+)
+def test_clock_returning_a_non_finite_time_is_a_value_error_that_changes_nothing(
+    core: types.ModuleType, bad: float, call: Any
+) -> None:
+    t: list[float] = [100.0]
+    p = core.MemoryProvider(clock=lambda: t[0], max_sessions=2)  # full: an init would evict
+    p.session_init("a")["k"] = 1
+    t[0] = 101.0
+    p.session_init("b")["k"] = 2
+    spare = p.session_new("spare")
+    before = snapshot(p)
+    t[0] = bad
+    with pytest.raises(ValueError, match="clock must return a finite number"):
+        call(p, spare)
+    assert snapshot(p) == before
+    assert spare.new and "spare" not in p and "c" not in p
+    # The store keeps working once the clock is sane again.
+    t[0] = 102.0
+    assert p.session_read("a")["k"] == 1
+    p.session_insert(spare)
+    assert [s.sid for s in p.sessions()] == ["a", "spare"]
+    check_consistent(p)
+
+
+@pytest.mark.parametrize("bad", [math.inf, -math.inf, math.nan], ids=["inf", "-inf", "nan"])
+def test_a_non_finite_time_is_never_stamped_on_a_session(core: types.ModuleType, bad: float) -> None:
+    t: list[float] = [bad]
+    p = core.MemoryProvider(clock=lambda: t[0])
+    for call in (lambda: p.session_init(SID), lambda: p.session_new(SID), p.now):
+        with pytest.raises(ValueError, match="clock must return a finite number"):
+            call()
+    assert len(p) == 0 and p.stats()["created"] == 0
+    t[0] = 7.0
+    s = p.session_init(SID)
+    assert s.created == s.last_used == 7.0
+
+
+# --- destroy only when empty ------------------------------------------------------
+
+
+def test_destroy_if_empty_removes_only_a_session_without_data(provider: Any) -> None:
+    assert provider.session_destroy_if_empty(SID) is False  # unknown
+    full = provider.session_init("full")
+    full["user"] = "ann"
+    empty = provider.session_init("empty")
+    emptied = provider.session_init("emptied")
+    emptied["x"] = 1
+    del emptied["x"]
+    falsy = provider.session_init("falsy")
+    falsy[0] = None  # data that is falsy is still data
+    assert provider.session_destroy_if_empty("full") is False
+    assert provider.session_destroy_if_empty("falsy") is False
+    assert provider.session_read("full") is full and full == {"user": "ann"}
+    assert provider.session_destroy_if_empty("empty") is True
+    assert provider.session_destroy_if_empty("emptied") is True
+    assert provider.session_destroy_if_empty("empty") is False  # gone already
+    assert "empty" not in provider and "emptied" not in provider
+    assert empty.new and emptied.new
+    assert [s.sid for s in provider.sessions()] == ["falsy", "full"]
+    stats = provider.stats()
+    assert stats["destroyed"] == 2 and stats["live"] == 2 and stats["expired"] == 0
+
+
+def test_destroy_if_empty_does_not_mark_the_session_used(provider: Any, clock: FakeClock) -> None:
+    s = provider.session_init(SID)
+    s["k"] = 1
+    provider.session_init(OTHER)
+    clock.advance(3)
+    assert provider.session_destroy_if_empty(SID) is False
+    assert s.last_used == clock() - 3
+    assert [x.sid for x in provider.sessions()] == [SID, OTHER]
+    assert provider.stats()["hits"] == provider.stats()["misses"] == 0
+
+
+def test_destroy_if_empty_of_a_detached_session_is_false(provider: Any) -> None:
+    detached = provider.session_new(SID)
+    assert provider.session_destroy_if_empty(SID) is False
+    provider.session_insert(detached)
+    assert provider.session_destroy_if_empty(SID) is True
+    assert detached.new
+
+
+# --- amortized reclaim on the write path --------------------------------------------
+
+
+def test_reclaim_on_insert_bounds_abandoned_sessions_with_no_gc(provider: Any, clock: FakeClock) -> None:
+    provider.session_init("x")
+    assert provider.session_read("x", 10) is not None  # the store learns the lifetime
+    peak = 0
+    for i in range(1000):
+        clock.advance(1)
+        provider.session_init(f"abandoned-{i}")  # never read again
+        peak = max(peak, len(provider))
+    # Sessions used in the last 10 s, plus the one just made: 11, never 1,000.
+    assert peak <= 12
+    assert len(provider) == 11
+    assert [s.sid for s in provider.sessions()] == [f"abandoned-{i}" for i in range(989, 1000)]
+    stats = provider.stats()
+    assert stats["created"] == 1001 and stats["expired"] == 990 and stats["live"] == 11
+    assert stats["destroyed"] == stats["evicted"] == 0
+
+
+@pytest.mark.parametrize("teach", ["read", "read-of-unknown-id", "gc"])
+def test_reclaim_starts_once_a_lifetime_is_known(provider: Any, clock: FakeClock, teach: str) -> None:
+    for i in range(50):
+        provider.session_init(f"s{i}")
+        provider.session_read(f"s{i}")  # no lifetime given: teaches nothing
+        provider.session_update(f"s{i}")
+        clock.advance(100)
+    # Every insert above came after sessions idle for 100 s and more.
+    assert len(provider) == 50 and provider.stats()["expired"] == 0
+    if teach == "read":
+        provider.session_read("s49", 1000)
+        expected = [f"s{i}" for i in range(2, 49)] + ["s49"]
+    elif teach == "read-of-unknown-id":
+        assert provider.session_read("nobody", 1000) is None
+        expected = [f"s{i}" for i in range(2, 50)]
+    else:
+        assert provider.session_gc(1000) == 40  # s0..s39
+        clock.advance(500)  # s40..s44 are idle past 1000 s now
+        expected = [f"s{i}" for i in range(42, 50)]
+    before = provider.stats()["expired"]
+    provider.session_init("trigger")
+    assert [s.sid for s in provider.sessions()] == expected + ["trigger"]
+    assert provider.stats()["expired"] == before + 2
+
+
+def test_each_insert_reclaims_at_most_two_sessions(provider: Any, clock: FakeClock) -> None:
+    for i in range(5):
+        provider.session_init(f"old-{i}")
+    provider.session_read("old-4", 10)
+    clock.advance(11)
+    for step, left in enumerate([3, 1, 0, 0], start=1):
+        provider.session_init(f"new-{step}")
+        stale = [s.sid for s in provider.sessions() if s.sid.startswith("old-")]
+        assert len(stale) == left
+    assert provider.stats()["expired"] == 5
+
+
+def test_reclaim_never_removes_a_session_idle_no_longer_than_the_known_lifetime(
+    provider: Any, clock: FakeClock
+) -> None:
+    provider.session_init("teacher")
+    provider.session_read("teacher", 10)
+    provider.session_read("teacher", 30)  # the longest lifetime seen counts ...
+    provider.session_read("teacher", 5)  # ... a shorter one later does not lower it
+    ages = [40, 31, 30.5, 30, 29, 10, 5, 0]
+    for age in ages:
+        provider.session_init(f"idle-{age}")
+    start = clock()
+    # Give each session its age by stamping it that long before the inserts.
+    for age in ages:
+        clock.set(start + (40 - age))
+        provider.session_update(f"idle-{age}")
+    provider.session_destroy("teacher")
+    clock.set(start + 40)
+    for i in range(10):  # plenty of inserts: everything reclaimable goes
+        provider.session_init(f"new-{i}")
+    left = {s.sid for s in provider.sessions()}
+    assert left == {"idle-30", "idle-29", "idle-10", "idle-5", "idle-0"} | {f"new-{i}" for i in range(10)}
+    assert provider.stats()["expired"] == 3
+    assert all(clock() - s.last_used <= 30 for s in provider.sessions())
+
+
+def test_reclaim_makes_room_before_capacity_evicts(core: types.ModuleType, clock: FakeClock) -> None:
+    p = core.MemoryProvider(clock=clock, max_sessions=3)
+    p.session_init("a")
+    p.session_init("b")
+    clock.advance(20)
+    p.session_init("fresh")
+    p.session_read("fresh", 10)
+    p.session_init("new")  # full; but a and b are expired: reclaimed, nobody evicted
+    assert [s.sid for s in p.sessions()] == ["fresh", "new"]
+    stats = p.stats()
+    assert stats["expired"] == 2 and stats["evicted"] == 0
+    p.session_init("newer")
+    p.session_init("newest")  # full of live sessions: now the LRU one is evicted
+    assert [s.sid for s in p.sessions()] == ["new", "newer", "newest"]
+    assert p.stats()["evicted"] == 1
+
+
+def test_reclaimed_sessions_release_their_values(core: types.ModuleType, clock: FakeClock) -> None:
+    p = core.MemoryProvider(clock=clock)
+    value = object()
+    base = sys.getrefcount(value)
+    for i in range(20):
+        p.session_init(f"s{i}")["v"] = value
+    p.session_gc(5)
+    clock.advance(6)
+    for i in range(10):
+        p.session_init(f"n{i}")
+    assert p.stats()["expired"] == 20
+    assert sys.getrefcount(value) == base
+    check_consistent(p)

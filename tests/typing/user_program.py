@@ -5,19 +5,19 @@ from __future__ import annotations
 from typing import Optional
 
 import memsession
-from memsession import Manager, MemoryProvider, Provider, Session
+from memsession import Manager, MemoryProvider, Provider, RequestSession, Session
 from memsession.testing import FakeClock, StartedSession, parse_set_cookie, start_session
 
 
 def handle(manager: Manager, header: Optional[str]) -> Optional[str]:
-    session: Session = manager.session_start(header, https=True)
+    session: RequestSession = manager.session_start(header, https=True)
     visits: int = session.get("visits", 0) + 1
     session["visits"] = visits
     session.set("user", "ann")
     session.delete("gone")
     sid: str = session.session_id()
     assert sid == session.sid and session.created <= session.last_used
-    if session.modified and session.new:
+    if session.modified and session.new and session.accessed and session.permanent is None:
         manager.session_regenerate(session)
     return manager.session_cookie(session, https=True)
 

@@ -1,0 +1,55 @@
+"""The Lua scripts that make each Redis session operation atomic."""
+
+from __future__ import annotations
+
+__all__ = ["CLEAR", "CREATE", "DATA", "DESTROY_IF_EMPTY", "READ", "TOUCH", "WRITE"]
+
+DATA = "d:"
+CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'm:c', ARGV[1], 'm:u', ARGV[1], unpack(ARGV, 3))
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+READ = """
+local u = redis.call('HGET', KEYS[1], 'm:u')
+if not u then return false end
+if tonumber(ARGV[2]) >= 0 and tonumber(ARGV[1]) - tonumber(u) > tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'm:u', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+return redis.call('HGETALL', KEYS[1])
+"""
+TOUCH = """
+if redis.call('HEXISTS', KEYS[1], 'm:u') == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'm:u', ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+# Never recreate a session that expired or was destroyed meanwhile: a write
+# to a missing hash would leave a partial one behind, with no expiry.
+WRITE = """
+if redis.call('HEXISTS', KEYS[1], 'm:u') == 0 then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV))
+return 1
+"""
+DESTROY_IF_EMPTY = """
+if redis.call('HEXISTS', KEYS[1], 'm:u') == 0 then return 0 end
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, 2) == 'd:' then return 0 end
+end
+redis.call('DEL', KEYS[1])
+return 1
+"""
+CLEAR = """
+local gone = 0
+for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(field, 1, 2) == 'd:' then
+    redis.call('HDEL', KEYS[1], field)
+    gone = gone + 1
+  end
+end
+return gone
+"""
