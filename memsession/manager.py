@@ -30,6 +30,18 @@ _FRESH = _PENDING | _NEW
 MAX_LOOKUPS = 4
 
 
+def _snapshot(record: Any) -> dict[Any, Any]:
+    """A plain dict of a record's data, consistent although other requests may write to it."""
+    for _ in range(64):
+        try:
+            # One C-level copy: another thread can only interleave if the
+            # copy itself runs Python code (a collector finalizer); then retry.
+            return dict.copy(record) if isinstance(record, dict) else dict(record.items())
+        except RuntimeError:
+            continue
+    raise RuntimeError("memsession: the session changed during every attempt to copy it")
+
+
 class Manager:
     """Starts, saves, regenerates and destroys sessions over one provider."""
 
@@ -107,6 +119,11 @@ class Manager:
     def cookie(self) -> CookiePolicy:
         """The session cookie's validated attributes."""
         return self._cookie
+
+    @property
+    def cookie_persistent(self) -> bool:
+        """Whether cookies get a Max-Age unless a session's permanent says otherwise."""
+        return self._persistent
 
     @property
     def max_lifetime(self) -> float:
@@ -241,8 +258,7 @@ class Manager:
 
     @staticmethod
     def _refill(record: Any, source: Any) -> Any:
-        # A snapshot first: a concurrent request may write to the shared record.
-        record.update({key: copy_value(value) for key, value in list(source.items())})
+        record.update({key: copy_value(value) for key, value in _snapshot(source).items()})
         if source.permanent is not None:
             record.permanent = source.permanent
         return record
