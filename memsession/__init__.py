@@ -1,7 +1,7 @@
 """Server-side HTTP sessions held in process memory by a compiled store."""
 
 from ._impl import IMPLEMENTATION, MemoryProvider
-from .errors import ProviderUnavailableError, UnknownProviderError
+from .errors import ConfigWarning, ProviderUnavailableError, UnknownProviderError
 from .manager import Manager
 from .registry import (
     Provider,
@@ -17,6 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "IMPLEMENTATION",
+    "ConfigWarning",
     "Manager",
     "MemoryProvider",
     "Provider",

@@ -33,6 +33,7 @@ cdef extern from *:
     double memsession_monotonic() nogil
 
 from collections.abc import MutableMapping as _MutableMapping
+from datetime import timedelta as _timedelta
 
 cdef extern from "Python.h":
     Py_ssize_t PyUnicode_GET_LENGTH(object o)
@@ -93,7 +94,9 @@ cdef inline bint _is_number(object value):
 
 
 cdef inline double _as_seconds(object value, str name) except? -1.0:
-    """Convert a lifetime argument to float seconds, validating it."""
+    """Convert a lifetime argument (seconds or a timedelta) to float seconds, validating it."""
+    if type(value) is not float and isinstance(value, _timedelta):
+        value = value.total_seconds()
     if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     cdef double result = value

@@ -8,6 +8,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable, Iterator, MutableMapping
+from datetime import timedelta
 from typing import Any, Optional
 
 _FLOAT32 = struct.Struct("f")
@@ -40,7 +41,9 @@ def _is_number(value: object) -> bool:
 
 
 def _as_seconds(value: object, name: str) -> float:
-    """Convert a lifetime argument to float seconds, validating it."""
+    """Convert a lifetime argument (seconds or a timedelta) to float seconds, validating it."""
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
     if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
     result = float(value)  # type: ignore[arg-type]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Awaitable, MutableMapping
-from typing import Any, Callable
+from datetime import timedelta
+from typing import Any, Callable, Optional, Union
 
 from .cookies import session_headers
-from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ProviderUnavailableError
+from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
+from .registry import Provider
 
 __all__ = ["SessionMiddleware"]
 
@@ -25,6 +28,71 @@ _UNAVAILABLE_START = {
     "headers": [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS],
 }
 _WS_TRY_AGAIN_LATER = 1013
+_TWO_WEEKS = 14 * 24 * 60 * 60  # Starlette's max_age
+_warned_secret_key = False
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+_UNSET: Any = _Unset()
+# Starlette's SessionMiddleware options, their defaults, and the Manager
+# argument each becomes (errors name the option the user wrote).
+_STARLETTE_DEFAULTS: dict[str, Any] = {
+    "provider": "memory",
+    "secret_key": None,
+    "session_cookie": "session",
+    "max_age": _TWO_WEEKS,
+    "path": "/",
+    "same_site": "lax",
+    "https_only": False,
+    "domain": None,
+}
+_MANAGER_NAMES = {
+    "cookie_name": "session_cookie",
+    "max_lifetime": "max_age",
+    "cookie_path": "path",
+    "cookie_domain": "domain",
+    "cookie_samesite": "same_site",
+}
+
+
+def _starlette_manager(options: dict[str, Any]) -> Manager:
+    """A Manager with the meaning Starlette's SessionMiddleware gives its options."""
+    global _warned_secret_key
+    o = {k: (v if options[k] is _UNSET else options[k]) for k, v in _STARLETTE_DEFAULTS.items()}
+    if o["secret_key"] is not None and not _warned_secret_key:
+        _warned_secret_key = True
+        warnings.warn(
+            "secret_key is ignored: memsession keeps the session on the server and the cookie "
+            "holds only a random 256-bit id, so there is nothing to sign",
+            ConfigWarning,
+            stacklevel=3,
+        )
+    if not isinstance(o["https_only"], bool):
+        raise TypeError(f"https_only must be a bool, not {type(o['https_only']).__name__}")
+    max_age = o["max_age"]
+    try:
+        return Manager(
+            o["provider"],
+            o["session_cookie"],
+            # max_age=None: a browser-session cookie; the server still ends the
+            # session after two idle weeks rather than never.
+            _TWO_WEEKS if max_age is None else max_age,
+            cookie_path=o["path"],
+            cookie_domain=o["domain"],
+            cookie_samesite=o["same_site"],
+            cookie_secure=True if o["https_only"] else None,
+            cookie_persistent=max_age is not None,
+        )
+    except (TypeError, ValueError) as exc:
+        message = str(exc)
+        for ours, theirs in _MANAGER_NAMES.items():
+            if message.startswith(ours) or f" {ours} " in message or f"needs {ours}" in message:
+                raise type(exc)(message.replace(ours, theirs, 1)) from None
+        raise
 
 
 class SessionMiddleware:
@@ -34,11 +102,52 @@ class SessionMiddleware:
     Unavailable and a websocket is closed with code 1013 (try again later).
     """
 
-    def __init__(self, app: ASGIApp, manager: Manager) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        manager: Optional[Manager] = None,
+        *,
+        provider: Union[str, Provider] = _UNSET,
+        secret_key: Any = _UNSET,
+        session_cookie: str = _UNSET,
+        max_age: Optional[Union[int, float, timedelta]] = _UNSET,
+        path: str = _UNSET,
+        same_site: Optional[str] = _UNSET,
+        https_only: bool = _UNSET,
+        domain: Optional[str] = _UNSET,
+    ) -> None:
+        """Wrap app; without a manager, build one from Starlette's SessionMiddleware options.
+
+        Those keep Starlette's meaning (max_age=None: a browser-session
+        cookie), so replacing Starlette's import migrates an app;
+        secret_key is accepted and ignored (warned once): nothing is signed.
+        """
         if not callable(app):
             raise TypeError(f"app must be an ASGI callable, not {type(app).__name__}")
-        if not isinstance(manager, Manager):
-            raise TypeError(f"manager must be a memsession Manager, not {type(manager).__name__}")
+        options = {
+            "provider": provider,
+            "secret_key": secret_key,
+            "session_cookie": session_cookie,
+            "max_age": max_age,
+            "path": path,
+            "same_site": same_site,
+            "https_only": https_only,
+            "domain": domain,
+        }
+        if manager is not None and not isinstance(manager, Manager):
+            if isinstance(manager, (str, bytes)) or type(manager).__name__ == "Secret":
+                # Starlette's positional secret_key (a str or a starlette Secret).
+                manager, options["secret_key"] = None, manager
+            else:
+                raise TypeError(f"manager must be a memsession Manager, not {type(manager).__name__}")
+        if manager is None:
+            manager = _starlette_manager(options)
+        else:
+            given = [name for name, value in options.items() if value is not _UNSET]
+            if given:
+                raise TypeError(
+                    f"pass either a manager or Starlette's options, not both ({', '.join(given)})"
+                )
         self.app = app
         self.manager = manager
 

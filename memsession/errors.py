@@ -6,6 +6,7 @@ __all__ = [
     "RETRY_AFTER",
     "UNAVAILABLE_BODY",
     "UNAVAILABLE_HEADERS",
+    "ConfigWarning",
     "ProviderUnavailableError",
     "UnknownProviderError",
 ]
@@ -21,6 +22,10 @@ class ProviderUnavailableError(ConnectionError):
 
 class UnknownProviderError(LookupError):
     """No provider is registered under the requested name."""
+
+
+class ConfigWarning(UserWarning):
+    """A framework setting memsession replaces or cannot honour (the message says which)."""
 
 
 # What every adapter answers when the store fails during a request.

@@ -1,19 +1,22 @@
-"""Flask integration: flask.session becomes a memsession Session."""
+"""Flask integration: flask.session becomes a memsession session; Flask's settings keep their meaning."""
 
 from __future__ import annotations
 
+import threading
 import warnings
 from datetime import timedelta
 from typing import Any, Optional, cast
 
 from flask import Flask, current_app, g, request
 from flask import session as _session_proxy
+from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.wrappers import Request, Response
 
 from .cookies import session_headers
-from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ProviderUnavailableError
+from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
+from .registry import Provider
 from .session import RequestSession
 
 __all__ = ["ConfigWarning", "MemsessionInterface", "destroy_session", "init_app", "regenerate_session"]
@@ -21,41 +24,131 @@ __all__ = ["ConfigWarning", "MemsessionInterface", "destroy_session", "init_app"
 _EXTENSION = "memsession"
 _UNAVAILABLE = "_memsession_unavailable"
 
-# Flask's defaults for the settings the Manager replaces, and the Manager
-# value each one maps to.
-_FLASK_DEFAULTS: dict[str, Any] = {
+# The settings Flask reads per request for its session cookie, with Flask's defaults.
+_COOKIE_SETTINGS: dict[str, Any] = {
     "SESSION_COOKIE_NAME": "session",
     "SESSION_COOKIE_DOMAIN": None,
     "SESSION_COOKIE_PATH": None,
+    "APPLICATION_ROOT": "/",
     "SESSION_COOKIE_HTTPONLY": True,
     "SESSION_COOKIE_SECURE": False,
     "SESSION_COOKIE_SAMESITE": None,
     "SESSION_COOKIE_PARTITIONED": False,
     "PERMANENT_SESSION_LIFETIME": timedelta(days=31),
-    "SESSION_REFRESH_EACH_REQUEST": True,
+    "SESSION_PERMANENT": None,
 }
-
+_STORE_TYPES = ("memsession", "memory", "redis")
 
 # A request's session has everything Flask asks of a session (permanent, new,
 # modified, accessed and the mapping protocol), so extensions that check may see it.
 SessionMixin.register(RequestSession)
 
 
-class ConfigWarning(UserWarning):
-    """A Flask session setting differs from the Manager's option that replaces it."""
+def _settings(app: Flask) -> tuple[Any, ...]:
+    return tuple(app.config.get(key, default) for key, default in _COOKIE_SETTINGS.items())
+
+
+def _provider_from_config(app: Flask) -> Provider:
+    """The store Flask-Session's SESSION_TYPE names (memory unless it says redis)."""
+    kind = app.config.get("SESSION_TYPE") or "memsession"
+    kind = kind.lower() if isinstance(kind, str) else kind
+    if kind not in _STORE_TYPES:
+        raise ValueError(
+            f"SESSION_TYPE {kind!r} has no memsession store; use 'memsession' (in memory) or 'redis'"
+        )
+    if kind == "redis":
+        from .redis import RedisProvider
+
+        client = app.config.get("SESSION_REDIS")
+        prefix = app.config.get("SESSION_KEY_PREFIX") or "session:"
+        # Flask's tagged JSON, so tuples (flashed messages), bytes, dates,
+        # UUIDs and Markup come back as they went in, as with Flask's cookie.
+        serializer = _TaggedJSON()
+        if client is not None:
+            return RedisProvider(client=client, prefix=prefix, serializer=serializer)
+        return RedisProvider(prefix=prefix, serializer=serializer)
+    from ._impl import MemoryProvider
+
+    return MemoryProvider()
+
+
+class _TaggedJSON:
+    """Flask's tagged JSON as a Redis serializer (bytes in, bytes out)."""
+
+    def __init__(self) -> None:
+        self._tagged = TaggedJSONSerializer()
+
+    def dumps(self, value: Any) -> bytes:
+        return self._tagged.dumps(value).encode()
+
+    def loads(self, data: bytes) -> Any:
+        return self._tagged.loads(data.decode())
+
+
+def _manager_from_config(app: Flask, provider: Provider) -> Manager:
+    """A Manager over provider honouring Flask's (and Flask-Session's) settings."""
+    config = app.config
+    permanent = config.get("SESSION_PERMANENT")
+    if permanent is None:
+        # Flask: a browser-session cookie unless session.permanent is set;
+        # Flask-Session (SESSION_TYPE set): permanent by default.
+        permanent = config.get("SESSION_TYPE") is not None
+    return Manager(
+        provider,
+        config.get("SESSION_COOKIE_NAME") or "session",
+        config.get("PERMANENT_SESSION_LIFETIME", _COOKIE_SETTINGS["PERMANENT_SESSION_LIFETIME"]),
+        cookie_domain=config.get("SESSION_COOKIE_DOMAIN") or None,
+        cookie_path=config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
+        cookie_httponly=bool(config.get("SESSION_COOKIE_HTTPONLY", True)),
+        cookie_secure=True if config.get("SESSION_COOKIE_SECURE") else None,
+        cookie_samesite=config.get("SESSION_COOKIE_SAMESITE") or "Lax",
+        cookie_partitioned=bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
+        cookie_persistent=bool(permanent),
+    )
 
 
 class MemsessionInterface(SessionInterface):
-    """A Flask session interface backed by a memsession Manager."""
+    """A Flask session interface backed by a memsession Manager.
 
-    def __init__(self, manager: Manager) -> None:
+    Built by init_app. With a Manager of its own making, Flask's settings are
+    read per request as Flask reads them; with a Manager given to init_app,
+    that Manager decides, and changing a Flask session setting later is an
+    error rather than silently ignored.
+    """
+
+    def __init__(self, manager: Manager, *, app: Optional[Flask] = None) -> None:
         if not isinstance(manager, Manager):
             raise TypeError(f"manager must be a memsession Manager, not {type(manager).__name__}")
         self.manager = manager
+        self._from_config = app is not None
+        self._seen = _settings(app) if app is not None else None
+        self._lock = threading.Lock()
+
+    def manager_for(self, app: Flask) -> Manager:
+        """The Manager for this request, rebuilt when Flask's settings changed."""
+        if self._seen is None:
+            self._seen = _settings(app)
+            return self.manager
+        current = _settings(app)
+        if current == self._seen:
+            return self.manager
+        if not self._from_config:
+            changed = [k for k, a, b in zip(_COOKIE_SETTINGS, self._seen, current) if a != b]
+            raise RuntimeError(
+                f"{', '.join(changed)} changed after init_app, but the Manager given to init_app "
+                "decides the session cookie; pass the matching Manager option instead"
+            )
+        with self._lock:
+            if current != self._seen:
+                self.manager = _manager_from_config(app, self.manager.provider)
+                app.extensions[_EXTENSION] = self.manager
+                self._seen = current
+        return self.manager
 
     def open_session(self, app: Flask, request: Request) -> Optional[SessionMixin]:
+        manager = self.manager_for(app)
         try:
-            session = self.manager.session_start(request.headers.get("Cookie"), https=request.is_secure)
+            session = manager.session_start(request.headers.get("Cookie"), https=request.is_secure)
         except ProviderUnavailableError:
             setattr(g, _UNAVAILABLE, True)  # answered with 503 before the view runs
             return None
@@ -68,7 +161,7 @@ class MemsessionInterface(SessionInterface):
         if not isinstance(session, RequestSession):
             return  # a NullSession: nothing to save
         try:
-            cookie = self.manager.session_cookie(session, https=request.is_secure)
+            cookie = session._owner.session_cookie(session, https=request.is_secure)
         except ProviderUnavailableError:
             _make_unavailable(response)
             return
@@ -98,31 +191,19 @@ def _refuse_when_unavailable() -> None:
         raise ProviderUnavailableError("the session store could not be read for this request")
 
 
-def _from_flask_config(app: Flask) -> Manager:
-    """A memory-provider Manager honouring Flask's own session settings."""
-    config = app.config
-    lifetime = config.get("PERMANENT_SESSION_LIFETIME", _FLASK_DEFAULTS["PERMANENT_SESSION_LIFETIME"])
-    if isinstance(lifetime, timedelta):
-        lifetime = lifetime.total_seconds()
-    return Manager(
-        "memory",
-        config.get("SESSION_COOKIE_NAME") or "session",
-        lifetime,
-        cookie_domain=config.get("SESSION_COOKIE_DOMAIN") or None,
-        cookie_path=config.get("SESSION_COOKIE_PATH") or config.get("APPLICATION_ROOT") or "/",
-        cookie_httponly=bool(config.get("SESSION_COOKIE_HTTPONLY", True)),
-        cookie_secure=True if config.get("SESSION_COOKIE_SECURE") else None,
-        cookie_samesite=config.get("SESSION_COOKIE_SAMESITE") or "Lax",
-        cookie_partitioned=bool(config.get("SESSION_COOKIE_PARTITIONED", False)),
-        # As in Flask: a browser-session cookie unless session.permanent is set.
-        cookie_persistent=False,
-    )
-
-
-def _warn_replaced_settings(app: Flask, manager: Manager) -> None:
-    """Warn about each Flask session setting changed from its default."""
-    for key, default in _FLASK_DEFAULTS.items():
-        if key in app.config and app.config[key] != default:
+def _warn_about_settings(app: Flask, manager: Optional[Manager]) -> None:
+    """Warn about the settings memsession cannot honour."""
+    if app.config.get("SESSION_USE_SIGNER"):
+        warnings.warn(
+            "SESSION_USE_SIGNER has no effect with memsession: session ids are 256 random bits "
+            "from the OS, so there is nothing a signature would add",
+            ConfigWarning,
+            stacklevel=3,
+        )
+    if manager is None:
+        return
+    for key, default in _COOKIE_SETTINGS.items():
+        if key != "APPLICATION_ROOT" and key in app.config and app.config[key] != default:
             warnings.warn(
                 f"{key} is set, but memsession's Manager decides this; "
                 f"pass the matching option to Manager (cookie_name={manager.cookie_name!r}, "
@@ -136,18 +217,26 @@ def _warn_replaced_settings(app: Flask, manager: Manager) -> None:
 def init_app(app: Flask, manager: Optional[Manager] = None) -> Manager:
     """Make flask.session a memsession session; return the Manager in use.
 
-    Without a manager, one is built over the memory provider from Flask's
-    SESSION_COOKIE_* settings and PERMANENT_SESSION_LIFETIME.
+    Without a manager, one is built from Flask's SESSION_COOKIE_* settings,
+    PERMANENT_SESSION_LIFETIME and Flask-Session's SESSION_TYPE ("memsession"
+    or "redis" with SESSION_REDIS), SESSION_KEY_PREFIX and SESSION_PERMANENT,
+    and rebuilt whenever those cookie settings change, as Flask reads them
+    per request.
     """
     if not isinstance(app, Flask):
         raise TypeError(f"app must be a Flask app, not {type(app).__name__}")
+    if _EXTENSION in app.extensions:
+        raise RuntimeError("memsession.flask.init_app() was called already for this app")
+    if manager is not None and not isinstance(manager, Manager):
+        raise TypeError(f"manager must be a memsession Manager, not {type(manager).__name__}")
+    _warn_about_settings(app, manager)
     if manager is None:
-        manager = _from_flask_config(app)
+        manager = _manager_from_config(app, _provider_from_config(app))
+        interface = MemsessionInterface(manager, app=app)
     else:
-        if not isinstance(manager, Manager):
-            raise TypeError(f"manager must be a memsession Manager, not {type(manager).__name__}")
-        _warn_replaced_settings(app, manager)
-    app.session_interface = MemsessionInterface(manager)
+        interface = MemsessionInterface(manager)
+        interface.manager_for(app)  # remembers the settings as they are now
+    app.session_interface = interface
     app.extensions[_EXTENSION] = manager
     app.before_request(_refuse_when_unavailable)
     app.register_error_handler(ProviderUnavailableError, _unavailable)
@@ -155,10 +244,12 @@ def init_app(app: Flask, manager: Optional[Manager] = None) -> Manager:
 
 
 def _current() -> tuple[Manager, RequestSession]:
-    manager = current_app.extensions.get(_EXTENSION)
-    if manager is None:
+    if _EXTENSION not in current_app.extensions:
         raise RuntimeError("memsession.flask.init_app() was not called for this app")
-    return manager, _session_proxy._get_current_object()  # type: ignore[attr-defined]
+    session = _session_proxy._get_current_object()  # type: ignore[attr-defined]
+    if not isinstance(session, RequestSession):
+        raise RuntimeError("this request has no memsession session (the store was unavailable)")
+    return session._owner, session
 
 
 def regenerate_session() -> None:

@@ -250,7 +250,7 @@ class Manager:
                     if record.permanent is not None:
                         stored.permanent = record.permanent  # type: ignore[attr-defined]
                     record = stored
-                rs._record, rs._sid = record, record.sid
+                rs._attach(record)
                 return
             except ValueError:
                 record = self._refill(self._new(new_session_id()), record)
@@ -271,7 +271,7 @@ class Manager:
         record = self._new(new_session_id())
         if keep is not None:
             self._refill(record, keep)
-        rs._record, rs._sid = record, record.sid
+        rs._attach(record)
         rs._flags = (flags & ~_MODIFIED) | _FRESH | _ACCESSED
 
     def session_destroy(self, session: RequestSession) -> None:

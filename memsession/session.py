@@ -5,7 +5,10 @@ from __future__ import annotations
 import enum
 from abc import abstractmethod
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
+
+if TYPE_CHECKING:
+    from .manager import Manager
 
 __all__ = ["RequestFlag", "RequestSession", "Session", "check_sid", "copy_value", "short_id"]
 
@@ -87,21 +90,31 @@ _CHANGED = _MODIFIED | _ACCESSED
 _NEW = int(RequestFlag.NEW)
 
 
-class RequestSession(Session):
+class RequestSession(dict, Session):  # type: ignore[type-arg]
     """One request's session: the data of a stored session, with flags of its own.
 
     Concurrent requests of one session share its data (with the memory
     provider, one object), but each has its own id and flags: regenerating or
-    destroying moves only this request to another record.
+    destroying moves only this request to another record. Every read goes to
+    the record; the dict this object also is mirrors what this request sees,
+    so code that takes it for a plain dict (json.dumps, a Flask or FastAPI
+    view returning it) gets the data.
     """
 
     __slots__ = ("_record", "_sid", "_flags", "_owner", "__weakref__")
 
-    def __init__(self, record: Any, flags: int, owner: object) -> None:
+    def __init__(self, record: Any, flags: int, owner: Manager) -> None:
+        dict.update(self, record)
         self._record: Any = record  # the store's session (or a detached one while pending)
         self._sid: str = record.sid
         self._flags = flags
         self._owner = owner  # the Manager that started it
+
+    def _attach(self, record: Any) -> None:
+        """Move this request to another record (regenerate, destroy, a new id on a clash)."""
+        self._record, self._sid = record, record.sid
+        dict.clear(self)
+        dict.update(self, record)
 
     # -- identity and per-request flags ------------------------------------
     @property
@@ -148,25 +161,32 @@ class RequestSession(Session):
         return bool(self._flags & _NEW)
 
     @property
-    def permanent(self) -> Optional[bool]:
-        """Whether the cookie outlives the browser session; None: the Manager's choice."""
-        return self._record.permanent  # type: ignore[no-any-return]
+    def permanent(self) -> bool:
+        """Whether the cookie outlives the browser session (the Manager's cookie_persistent unless set).
+
+        Stored with the session, so it holds for its later requests too; set
+        it to None to go back to the Manager's default.
+        """
+        chosen = self._record.permanent
+        return self._owner.cookie_persistent if chosen is None else bool(chosen)
 
     @permanent.setter
-    def permanent(self, value: object) -> None:
+    def permanent(self, value: Optional[bool]) -> None:
         self._record.permanent = value
 
-    # -- the mapping, marking accessed and modified ---------------------------
+    # -- the mapping: reads from the record, writes to it and the mirror ------
     def __getitem__(self, key: Any) -> Any:
         self._flags |= _ACCESSED
         return self._record[key]
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self._record[key] = value
+        dict.__setitem__(self, key, value)
         self._flags |= _CHANGED
 
     def __delitem__(self, key: Any) -> None:
         del self._record[key]
+        dict.pop(self, key, None)
         self._flags |= _CHANGED
 
     def __contains__(self, key: object) -> bool:
@@ -176,6 +196,11 @@ class RequestSession(Session):
     def __iter__(self) -> Iterator[Any]:
         self._flags |= _ACCESSED
         return iter(list(self._record))
+
+    def __reversed__(self) -> Iterator[Any]:
+        self._flags |= _ACCESSED
+        keys: list[Any] = list(self._record)
+        return iter(keys[::-1])
 
     def __len__(self) -> int:
         self._flags |= _ACCESSED
@@ -189,17 +214,17 @@ class RequestSession(Session):
         self._flags |= _ACCESSED
         return self._record.get(key, default)
 
-    def keys(self) -> KeysView[Any]:
+    def keys(self) -> KeysView[Any]:  # type: ignore[override]
         """The keys, as of now."""
         self._flags |= _ACCESSED
         return dict(self._record).keys()
 
-    def items(self) -> ItemsView[Any, Any]:
+    def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
         """The (key, value) pairs, as of now."""
         self._flags |= _ACCESSED
         return dict(self._record).items()
 
-    def values(self) -> ValuesView[Any]:
+    def values(self) -> ValuesView[Any]:  # type: ignore[override]
         """The values, as of now."""
         self._flags |= _ACCESSED
         return dict(self._record).values()
@@ -209,6 +234,7 @@ class RequestSession(Session):
         self._flags |= _ACCESSED
         if key in self._record:
             self._flags |= _MODIFIED
+            dict.pop(self, key, None)
             return self._record.pop(key) if default is _MISSING else self._record.pop(key, default)
         if default is _MISSING:
             raise KeyError(key)
@@ -234,12 +260,15 @@ class RequestSession(Session):
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Update from a mapping or iterable of pairs and keyword arguments."""
-        self._record.update(*args, **kwargs)
+        new = dict(*args, **kwargs)
+        self._record.update(new)
+        dict.update(self, new)
         self._flags |= _CHANGED
 
     def clear(self) -> None:
         """Remove all data."""
         self._flags |= _ACCESSED
+        dict.clear(self)
         if len(self._record):
             self._record.clear()
             self._flags |= _MODIFIED
@@ -247,6 +276,9 @@ class RequestSession(Session):
     def __ior__(self, other: Any) -> RequestSession:
         self.update(other)
         return self
+
+    def __or__(self, other: Any) -> dict[Any, Any]:
+        return {**self.copy(), **other}
 
     def copy(self) -> dict[Any, Any]:
         """A plain dict of the data."""
@@ -257,6 +289,9 @@ class RequestSession(Session):
         if isinstance(other, RequestSession):
             other = dict(other._record)
         return dict(self._record) == other
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
 
     __hash__ = None  # type: ignore[assignment]
 

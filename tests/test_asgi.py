@@ -139,5 +139,5 @@ def test_non_latin1_safe_bytes_in_cookies_never_crash(asgi_manager: Manager) -> 
 def test_middleware_arguments_are_checked(asgi_manager: Manager) -> None:
     with pytest.raises(TypeError, match="app"):
         SessionMiddleware(42, asgi_manager)  # type: ignore[arg-type]
-    with pytest.raises(TypeError, match="manager"):
-        SessionMiddleware(build(asgi_manager), None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="manager must be a memsession Manager"):
+        SessionMiddleware(build(asgi_manager), 42)  # type: ignore[arg-type]

@@ -20,6 +20,8 @@ from .session import RedisSession
 
 __all__ = ["RedisProvider"]
 
+_DAY_MS = 86_400_000
+
 
 def _where(url: str) -> tuple[str, tuple[str, ...]]:
     """Where a URL points, for messages, and the secrets it holds (never shown)."""
@@ -45,7 +47,7 @@ class RedisProvider:
         *,
         prefix: str = "memsession:",
         client: Optional[redis_py.Redis] = None,
-        ttl: float = 86400.0,  # until a read with a lifetime renews the TTL to that lifetime
+        ttl: Optional[float] = None,
         timeout: float = 2.0,
         serializer: Optional[Serializer] = None,
         clock: Optional[Callable[[], float]] = None,
@@ -54,7 +56,12 @@ class RedisProvider:
             raise TypeError(f"url must be str, not {type(url).__name__}")
         if not isinstance(prefix, str):
             raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
-        self._ttl_ms = int(_seconds(ttl, "ttl") * 1000)
+        # How long Redis keeps a hash after its last use. None: the longest
+        # idle lifetime a Manager has told this provider (plus a second),
+        # a day until one has.
+        self._fixed_ttl = ttl is not None
+        self._learned = False
+        self._ttl_ms = int(_seconds(ttl, "ttl") * 1000) if ttl is not None else _DAY_MS
         timeout = _seconds(timeout, "timeout")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
@@ -199,13 +206,19 @@ class RedisProvider:
         self._call(self._client.delete, self._key(check_sid(sid)))
 
     def session_gc(self, max_lifetime: float) -> int:
-        """Return 0: Redis expires idle hashes itself (each read renews the key's TTL).
+        """Return 0: Redis expires idle hashes itself (each use renews the key's TTL).
 
         Reads also check the idle time exactly, so an expired session is never
         served even before Redis drops it; scanning every key here would cost
-        O(all sessions) on the shared server for nothing.
+        O(all sessions) on the shared server for nothing. Without a fixed
+        ttl, the lifetime given here (the Manager's) becomes the TTL that
+        creating and touching a session set, so Redis never drops a session
+        that is still within its lifetime.
         """
-        _seconds(max_lifetime, "max_lifetime", zero=True)
+        limit = _seconds(max_lifetime, "max_lifetime", zero=True)
+        if not self._fixed_ttl:
+            self._ttl_ms = max(self._ttl_ms if self._learned else 0, int(limit * 1000) + 1000)
+            self._learned = True
         return 0
 
     def close(self) -> None:
