@@ -1,15 +1,31 @@
-"""A FastAPI app with memsession sessions: `uvicorn examples.fastapi_app:app`."""
+"""A FastAPI app with memsession sessions: `uvicorn examples.fastapi_app:app`.
+
+Sessions live in this process's memory; with MEMSESSION_REDIS_URL set, in
+that Redis through the async provider, so several workers share them and
+no request blocks the event loop on Redis.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Union
 
 from fastapi import FastAPI, HTTPException, Request, WebSocket
 
-from memsession import Manager
+from memsession import AsyncProvider, Manager
 from memsession.asgi import SessionMiddleware
 
-manager = Manager("memory", "memsession", max_lifetime=1800)
+
+def _provider() -> Union[str, AsyncProvider]:
+    url = os.environ.get("MEMSESSION_REDIS_URL")
+    if not url:
+        return "memory"
+    from memsession.redis import AsyncRedisProvider
+
+    return AsyncRedisProvider(url)
+
+
+manager = Manager(_provider(), "memsession", max_lifetime=1800)
 app = FastAPI(title="memsession example")
 app.add_middleware(SessionMiddleware, manager=manager)
 

@@ -4,9 +4,12 @@ from ._impl import IMPLEMENTATION, MemoryProvider
 from .errors import ConfigWarning, ProviderUnavailableError, UnknownProviderError
 from .manager import Manager
 from .registry import (
+    AsyncProvider,
     Provider,
     SupportsDestroyIfEmpty,
+    SupportsLifetimeHint,
     SupportsNewInsert,
+    SupportsTake,
     SupportsUpdate,
     get_provider,
     register,
@@ -18,6 +21,7 @@ __version__ = "0.1.0"
 __all__ = [
     "IMPLEMENTATION",
     "ConfigWarning",
+    "AsyncProvider",
     "Manager",
     "MemoryProvider",
     "Provider",
@@ -26,7 +30,9 @@ __all__ = [
     "RequestSession",
     "Session",
     "SupportsDestroyIfEmpty",
+    "SupportsLifetimeHint",
     "SupportsNewInsert",
+    "SupportsTake",
     "SupportsUpdate",
     "UnknownProviderError",
     "__version__",

@@ -219,6 +219,9 @@ cdef class MemoryProvider:
     cdef object __weakref__
 
     def __init__(self, *, max_sessions=None, clock=None):
+        if self._map is not None:
+            # Re-initialising would orphan the linked sessions under a running sweep.
+            raise TypeError("MemoryProvider is initialised already")
         if max_sessions is not None:
             if isinstance(max_sessions, bool) or not isinstance(max_sessions, int):
                 raise TypeError(
@@ -397,6 +400,12 @@ cdef class MemoryProvider:
             return None
         self._touch(s, now)
         self._hits += 1
+        # Reads reclaim too (one stale session at most), so traffic that only
+        # reads cannot keep expired sessions in memory either.
+        cdef Session stale = self._stale_head(now)
+        if stale is not None:
+            self._remove(stale)
+            self._expired += 1
         return s
 
     def session_update(self, sid):
@@ -418,6 +427,17 @@ cdef class MemoryProvider:
         cdef Session s = <Session>found
         self._remove(s)
         self._destroyed += 1
+
+    def session_take(self, sid):
+        """Remove the session and return it (its data as stored); None when not live."""
+        sid = _check_sid(sid)
+        cdef PyObject* found = PyDict_GetItem(self._map, sid)
+        if found == NULL:
+            return None
+        cdef Session s = <Session>found
+        self._remove(s)
+        self._destroyed += 1
+        return s
 
     def session_destroy_if_empty(self, sid):
         """Remove the session if it holds no data; True when it was removed."""

@@ -213,6 +213,9 @@ class MemoryProvider:
                 raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
+        if getattr(self, "_map", None) is not None:
+            # Re-initialising would orphan the linked sessions under a running sweep.
+            raise TypeError("MemoryProvider is initialised already")
         self._map: dict[str, Session] = {}
         self._head: Optional[Session] = None
         self._tail: Optional[Session] = None
@@ -367,18 +370,25 @@ class MemoryProvider:
             if s is None:
                 self._misses += 1
                 return None
+            found: Optional[Session] = s
+            released: Optional[Session]
             if limit >= 0.0 and now - s._last_used > limit:
                 self._remove(s)
                 self._expired += 1
                 self._misses += 1
-                expired = s
-                s = None
+                released, found = s, None
             else:
                 self._touch(s, now)
                 self._hits += 1
-                return s
-        del expired
-        return None
+                # Reads reclaim too (one stale session at most), so traffic that
+                # only reads cannot keep expired sessions in memory either.
+                released = self._stale_head(now)
+                if released is not None:
+                    self._remove(released)
+                    self._expired += 1
+            s = None
+        del released  # a destructor runs here, with the store consistent
+        return found
 
     def session_update(self, sid: str) -> bool:
         """Mark the session used now; False when sid is unknown."""
@@ -402,6 +412,17 @@ class MemoryProvider:
             self._destroyed += 1
         del s
         return None
+
+    def session_take(self, sid: str) -> Optional[Session]:
+        """Remove the session and return it (its data as stored); None when not live."""
+        sid = _check_sid(sid)
+        with self._lock:
+            s = self._map.get(sid)
+            if s is None:
+                return None
+            self._remove(s)
+            self._destroyed += 1
+        return s
 
     def session_destroy_if_empty(self, sid: str) -> bool:
         """Remove the session if it holds no data; True when it was removed."""

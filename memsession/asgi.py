@@ -154,15 +154,22 @@ class SessionMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind != "http" and kind != "websocket":
-            await self.app(scope, receive, send)
+            if kind == "lifespan":
+                await self.app(scope, receive, self._closing(send))
+            else:
+                await self.app(scope, receive, send)
             return
         manager = self.manager
+        is_async = manager.is_async
         https = scope.get("scheme") in ("https", "wss")
         cookies = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
         # HTTP/2 may split the Cookie header; join the parts as HTTP/1.1 would.
         header = b"; ".join(cookies).decode("latin-1") if cookies else None
         try:
-            session = manager.session_start(header, https=https)
+            if is_async:
+                session = await manager.asession_start(header, https=https)
+            else:  # a sync store (memory) is called directly: microseconds, no I/O
+                session = manager.session_start(header, https=https)
         except ProviderUnavailableError:
             await _refuse(kind, send)
             return
@@ -180,7 +187,10 @@ class SessionMiddleware:
             if message["type"] in _STARTS:
                 started = True
                 try:
-                    cookie = manager.session_cookie(session, https=https)
+                    if is_async:
+                        cookie = await manager.asession_cookie(session, https=https)
+                    else:
+                        cookie = manager.session_cookie(session, https=https)
                 except ProviderUnavailableError:
                     failed = True
                     if message["type"] == "websocket.accept":
@@ -194,10 +204,22 @@ class SessionMiddleware:
 
         try:
             await self.app(scope, receive, send_with_cookie)
+            if is_async and started and not failed:
+                await manager.aflush(session)  # what a websocket wrote after accepting
         except ProviderUnavailableError:
             if started:
                 raise  # the response is under way: the server must abort it
             await _refuse(kind, send)
+
+    def _closing(self, send: Send) -> Send:
+        """send for lifespan: closes the Manager (and its store's connections) at shutdown."""
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "lifespan.shutdown.complete":
+                await self.manager.aclose()
+            await send(message)
+
+        return send_closing
 
 
 def _with_session(raw: Any, cookie: Any, accessed: bool) -> list[tuple[bytes, bytes]]:

@@ -42,7 +42,9 @@ def cookie_values(header: str, name: str) -> list[str]:
     if name not in header:
         return []
     values = []
-    for part in header.split(";"):
+    # A cookie value never holds ',' (RFC 6265), and servers that join two
+    # Cookie header lines do so with ', ': both separate cookies.
+    for part in header.replace(",", ";").split(";") if "," in header else header.split(";"):
         key, sep, value = part.partition("=")
         if sep and key.strip(" \t") == name:
             value = value.strip(" \t")

@@ -238,7 +238,8 @@ def init_app(app: Flask, manager: Optional[Manager] = None) -> Manager:
         interface.manager_for(app)  # remembers the settings as they are now
     app.session_interface = interface
     app.extensions[_EXTENSION] = manager
-    app.before_request(_refuse_when_unavailable)
+    # First of all hooks: one registered earlier must not meet Flask's NullSession.
+    app.before_request_funcs.setdefault(None, []).insert(0, _refuse_when_unavailable)
     app.register_error_handler(ProviderUnavailableError, _unavailable)
     return manager
 

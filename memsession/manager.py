@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
 from ._impl import Session as _Detached
+from .asyncmanager import AsyncMethods
 from .background import Periodic
 from .cookies import ID_LENGTH, CookiePolicy, cookie_values, is_session_id, new_session_id
-from .registry import Provider, SupportsDestroyIfEmpty, SupportsNewInsert, SupportsUpdate, get_provider
+from .registry import (
+    AsyncProvider,
+    Provider,
+    SupportsDestroyIfEmpty,
+    SupportsLifetimeHint,
+    SupportsNewInsert,
+    SupportsTake,
+    SupportsUpdate,
+    get_provider,
+)
 from .seconds import Seconds, seconds
-from .session import RequestFlag, RequestSession, copy_value
+from .session import RequestFlag, RequestSession, SessionArg, copy_value
 
 __all__ = ["Manager"]
 
@@ -42,12 +53,18 @@ def _snapshot(record: Any) -> dict[Any, Any]:
     raise RuntimeError("memsession: the session changed during every attempt to copy it")
 
 
-class Manager:
-    """Starts, saves, regenerates and destroys sessions over one provider."""
+class Manager(AsyncMethods):
+    """Starts, saves, regenerates and destroys sessions over one provider.
+
+    With an AsyncProvider, the ASGI middleware awaits the a-prefixed
+    coroutines (asession_start, asession_cookie); session_destroy and
+    session_regenerate called from the app then kill the old id when the
+    response starts (or at once with asession_destroy / asession_regenerate).
+    """
 
     def __init__(
         self,
-        provider: Union[str, Provider] = "memory",
+        provider: Union[str, Provider, AsyncProvider] = "memory",
         cookie_name: str = "memsession",
         max_lifetime: Seconds = 1800.0,
         *,
@@ -65,7 +82,7 @@ class Manager:
             provider = get_provider(provider)
         elif not isinstance(provider, Provider) or isinstance(provider, type):
             raise TypeError(f"provider must be a provider name or a Provider, not {type(provider).__name__}")
-        self._provider: Provider = provider
+        self._provider: Any = provider
         self._max_lifetime: float = seconds(max_lifetime, "max_lifetime")  # type: ignore[assignment]
         self._absolute = seconds(absolute_lifetime, "absolute_lifetime", optional=True)
         self._cookie = CookiePolicy(
@@ -95,18 +112,30 @@ class Manager:
         if isinstance(provider, SupportsNewInsert):
             self._new, self._insert = provider.session_new, provider.session_insert
         self._update = provider.session_update if isinstance(provider, SupportsUpdate) else None
+        self._take = provider.session_take if isinstance(provider, SupportsTake) else None
         self._destroy_if_empty = (
             provider.session_destroy_if_empty if isinstance(provider, SupportsDestroyIfEmpty) else None
         )
+        self._async = inspect.iscoroutinefunction(provider.session_read)
         # Collects what expired already, and tells the store the lifetime, so
         # that it reclaims abandoned sessions on its own.
-        provider.session_gc(self._max_lifetime)
+        if not self._async:
+            provider.session_gc(self._max_lifetime)
+        elif isinstance(provider, SupportsLifetimeHint):
+            provider.expect_lifetime(self._max_lifetime)
         self._gc: Optional[Periodic] = None
+        if self._gc_interval is not None and self._async:
+            raise ValueError("gc_interval needs a sync provider (an async store expires sessions itself)")
         if self._gc_interval is not None:
             self._gc = Periodic(self, "gc", self._gc_interval, "memsession-gc")
 
     @property
-    def provider(self) -> Provider:
+    def is_async(self) -> bool:
+        """True when the provider's methods are coroutines (use the a-prefixed methods)."""
+        return self._async
+
+    @property
+    def provider(self) -> Any:
         """The provider holding the sessions."""
         return self._provider
 
@@ -137,6 +166,10 @@ class Manager:
 
     def session_start(self, cookie_header: Optional[str], *, https: bool = False) -> RequestSession:
         """This request's session: the live one the Cookie header names, or a new, unsaved one."""
+        if self._async:
+            raise TypeError("this Manager's provider is async: await asession_start() instead")
+        if https is not False and https is not True:
+            raise TypeError(f"https must be a bool, not {type(https).__name__}")
         flags = _HTTPS if https else 0
         if cookie_header is not None:
             if type(cookie_header) is not str and not isinstance(cookie_header, str):
@@ -147,18 +180,27 @@ class Manager:
                 flags |= _HAD_COOKIE
             else:
                 record = None
-                tried: list[str] = []
-                for sid in cookie_values(cookie_header, self._cookie.name):
-                    flags |= _HAD_COOKIE
-                    if sid in tried or not is_session_id(sid):
-                        continue
-                    tried.append(sid)
+                had, candidates = self._candidates(cookie_header)
+                flags |= had
+                for sid in candidates:
                     record = self._live(sid)
-                    if record is not None or len(tried) == MAX_LOOKUPS:
+                    if record is not None:
                         break
             if record is not None:
                 return RequestSession(record, flags, self)
         return RequestSession(self._new(new_session_id()), flags | _FRESH, self)
+
+    def _candidates(self, cookie_header: str) -> tuple[int, list[str]]:
+        """HAD_COOKIE if the header names our cookie, and the first distinct ids to look up."""
+        had = 0
+        found: list[str] = []
+        for sid in cookie_values(cookie_header, self._cookie.name):
+            had = _HAD_COOKIE
+            if sid not in found and is_session_id(sid):
+                found.append(sid)
+                if len(found) == MAX_LOOKUPS:
+                    break
+        return had, found
 
     def _live(self, sid: str) -> Any:
         """The stored session for a cookie value, if it names a live one."""
@@ -181,7 +223,7 @@ class Manager:
             raise ValueError("session was started by another Manager")
         return session
 
-    def session_cookie(self, session: RequestSession, *, https: bool = False) -> Optional[str]:
+    def session_cookie(self, session: SessionArg, *, https: bool = False) -> Optional[str]:
         """The Set-Cookie value this response must carry, or None.
 
         Stores a new session that holds data, and destroys a stored one this
@@ -218,7 +260,7 @@ class Manager:
     def _destroy_empty(self, sid: str) -> bool:
         """Destroy the stored session if the store holds no data for it."""
         if self._destroy_if_empty is not None:
-            return self._destroy_if_empty(sid)
+            return bool(self._destroy_if_empty(sid))
         stored = self._provider.session_read(sid)
         if stored is None or len(stored):
             return False
@@ -248,7 +290,7 @@ class Manager:
                     stored = self._provider.session_init(record.sid)
                     stored.update(record)
                     if record.permanent is not None:
-                        stored.permanent = record.permanent  # type: ignore[attr-defined]
+                        stored.permanent = record.permanent
                     record = stored
                 rs._attach(record)
                 return
@@ -274,28 +316,46 @@ class Manager:
         rs._attach(record)
         rs._flags = (flags & ~_MODIFIED) | _FRESH | _ACCESSED
 
-    def session_destroy(self, session: RequestSession) -> None:
+    def session_destroy(self, session: SessionArg) -> None:
         """End the session for every request; this response expires the cookie."""
         rs = self._own(session)
         if not rs._flags & _PENDING:
-            self._provider.session_destroy(rs._sid)
+            self._kill(rs, rs._sid)
         self._detach(rs, kill=True)
 
-    def session_regenerate(self, session: RequestSession) -> None:
+    def _kill(self, rs: RequestSession, sid: str, *, carried: bool = False) -> None:
+        if self._async:
+            # Deleted as the response starts; carried: regenerate copied its data.
+            rs._doomed = (*(rs._doomed or ()), (sid, carried))
+        else:
+            self._provider.session_destroy(sid)
+
+    def session_regenerate(self, session: SessionArg) -> None:
         """Move this request to a fresh id with a copy of the data; the old id dies.
 
         A concurrent request still holding the old id keeps the old data,
         sees nothing written after this, and is never sent the new id.
         """
         rs = self._own(session)
-        old = rs._record
+        keep = rs._record
         if not rs._flags & _PENDING:
-            self._provider.session_destroy(rs._sid)
-        self._detach(rs, kill=True, keep=old)
+            if self._async:
+                self._kill(rs, rs._sid, carried=True)  # taken as the response starts
+            elif self._take is not None:
+                # Atomically: the data as stored now, and the old id gone. None:
+                # the session ended meanwhile (a logout elsewhere), so nothing
+                # of it may live on under a new id.
+                keep = self._take(rs._sid)
+            else:
+                keep = keep if self._provider.session_read(rs._sid) is not None else None
+                self._provider.session_destroy(rs._sid)
+        self._detach(rs, kill=True, keep=keep)
 
     def gc(self) -> int:
         """Remove sessions idle longer than max_lifetime; return how many."""
-        return self._provider.session_gc(self._max_lifetime)
+        if self._async:
+            raise TypeError("this Manager's provider is async: await agc() instead")
+        return int(self._provider.session_gc(self._max_lifetime))
 
     def close(self) -> None:
         """Stop background garbage collection."""

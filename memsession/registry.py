@@ -9,10 +9,13 @@ from .errors import UnknownProviderError
 from .session import Session
 
 __all__ = [
+    "AsyncProvider",
     "Provider",
     "ProviderFactory",
     "SupportsDestroyIfEmpty",
+    "SupportsLifetimeHint",
     "SupportsNewInsert",
+    "SupportsTake",
     "SupportsUpdate",
     "UnknownProviderError",
     "get_provider",
@@ -58,6 +61,44 @@ class Provider(Protocol):
 
 
 @runtime_checkable
+class AsyncProvider(Protocol):
+    """A session store for asyncio apps: the Provider methods as coroutines, same semantics.
+
+    now() stays a plain method (a clock does no I/O). The ASGI middleware
+    awaits these, so a slow or stalled store never blocks the event loop.
+    """
+
+    async def session_init(self, sid: str) -> Session:
+        """As Provider.session_init."""
+        ...
+
+    async def session_read(self, sid: str, max_lifetime: Optional[float] = None) -> Optional[Session]:
+        """As Provider.session_read; the session's writes wait for its flush() coroutine."""
+        ...
+
+    async def session_destroy(self, sid: str) -> None:
+        """As Provider.session_destroy."""
+        ...
+
+    async def session_gc(self, max_lifetime: float) -> int:
+        """As Provider.session_gc."""
+        ...
+
+    def now(self) -> float:
+        """The provider's clock in seconds."""
+        ...
+
+
+@runtime_checkable
+class SupportsLifetimeHint(Protocol):
+    """A store told the Manager's idle lifetime, to keep sessions at least that long."""
+
+    def expect_lifetime(self, max_lifetime: float) -> None:
+        """Keep every session at least max_lifetime seconds after its last use."""
+        ...
+
+
+@runtime_checkable
 class SupportsNewInsert(Protocol):
     """Lazy sessions without a copy: a detached session, stored later as it is."""
 
@@ -69,6 +110,19 @@ class SupportsNewInsert(Protocol):
         """Store a session from session_new under its id, with all its data, atomically.
 
         Must raise ValueError when its id is live already.
+        """
+        ...
+
+
+@runtime_checkable
+class SupportsTake(Protocol):
+    """Removing a session and getting its data in one atomic step (regenerate uses it)."""
+
+    def session_take(self, sid: str) -> Optional[Session]:
+        """Remove the session and return it with its data as stored; None when not live.
+
+        Must be atomic: a session taken is never also read, written or taken
+        by anyone else afterwards.
         """
         ...
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import enum
 from abc import abstractmethod
+from collections import Counter as _Counter
+from collections import OrderedDict as _OrderedDict
+from collections import defaultdict as _defaultdict
+from collections import deque as _deque
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:
     from .manager import Manager
 
-__all__ = ["RequestFlag", "RequestSession", "Session", "check_sid", "copy_value", "short_id"]
+__all__ = ["RequestFlag", "RequestSession", "Session", "SessionArg", "check_sid", "copy_value", "short_id"]
 
 _MISSING: Any = object()
 
@@ -29,6 +33,12 @@ def check_sid(sid: object) -> str:
 def short_id(sid: str) -> str:
     """The first characters of an id, for messages and reprs: ids are secrets."""
     return sid[:8] + "…" if len(sid) > 8 else sid
+
+
+# What the Manager's methods accept as a session: frameworks type theirs as a
+# mapping (Starlette's request.session is dict[str, Any]); at runtime it must
+# be the RequestSession the Manager handed out.
+SessionArg = MutableMapping[Any, Any]
 
 
 class Session(MutableMapping[Any, Any]):
@@ -101,7 +111,7 @@ class RequestSession(dict, Session):  # type: ignore[type-arg]
     view returning it) gets the data.
     """
 
-    __slots__ = ("_record", "_sid", "_flags", "_owner", "__weakref__")
+    __slots__ = ("_record", "_sid", "_flags", "_owner", "_doomed", "__weakref__")
 
     def __init__(self, record: Any, flags: int, owner: Manager) -> None:
         dict.update(self, record)
@@ -109,6 +119,9 @@ class RequestSession(dict, Session):  # type: ignore[type-arg]
         self._sid: str = record.sid
         self._flags = flags
         self._owner = owner  # the Manager that started it
+        # Ids this request killed that an async store still has to delete,
+        # each with whether regenerate carried its data over.
+        self._doomed: Optional[tuple[tuple[str, bool], ...]] = None
 
     def _attach(self, record: Any) -> None:
         """Move this request to another record (regenerate, destroy, a new id on a clash)."""
@@ -303,37 +316,53 @@ class RequestSession(dict, Session):  # type: ignore[type-arg]
         return f"RequestSession({short_id(self._sid)!r}, {dict(self._record)!r})"
 
 
-def copy_value(value: Any, memo: Optional[dict[int, Any]] = None) -> Any:
-    """value with its built-in containers copied all the way down.
+def copy_value(value: Any) -> Any:
+    """value with its containers copied all the way down, so nothing mutable is shared.
 
-    So a request still holding the old id cannot reach what the new session
-    changes in place (a cart list). Only dict, list, set and tuple are
-    rebuilt: no user code runs, and any other object is shared as it is.
+    Regenerate uses it: a request still holding the old id must not reach
+    what the new session changes in place (a cart). dict, list, set,
+    bytearray and the collections module's OrderedDict, defaultdict, deque
+    and Counter are rebuilt without running user code; tuples and
+    frozensets are rebuilt when they hold something copied; any other
+    object is shared as it is. Each container is first copied in one C-level
+    step, so a concurrent writer cannot break the walk; a structure nested
+    too deeply to walk is shared rather than failing the login.
     """
+    try:
+        return _copy(value, {})
+    except RecursionError:
+        return value
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
     kind = type(value)
     if kind not in _CONTAINERS:
         return value
-    if memo is None:
-        memo = {}
     found = memo.get(id(value))
     if found is not None:
         return found
-    if kind is dict:
-        copied: Any = {}
+    copied: Any
+    if kind is list or kind is _deque:
+        items = list(value)  # one C-level copy: consistent though others write
+        copied = kind(maxlen=value.maxlen) if kind is _deque else []
         memo[id(value)] = copied
-        for key, item in value.items():
-            copied[key] = copy_value(item, memo)
-    elif kind is list:
-        copied = []
+        copied.extend(_copy(item, memo) for item in items)
+    elif kind in _MAPPINGS:
+        snapshot = dict.copy(value)
+        copied = kind(value.default_factory) if kind is _defaultdict else kind()
         memo[id(value)] = copied
-        copied.extend(copy_value(item, memo) for item in value)
-    elif kind is set:
-        copied = set(value)  # members are hashable, nearly always immutable
+        for key, item in snapshot.items():
+            copied[key] = _copy(item, memo)
+    elif kind is set or kind is bytearray:
+        copied = kind(value)  # set members are hashable, nearly always immutable
         memo[id(value)] = copied
-    else:
-        copied = tuple(copy_value(item, memo) for item in value)
+    else:  # tuple, frozenset: immutable themselves, rebuilt around copied members
+        members = [_copy(item, memo) for item in value]
+        same = all(a is b for a, b in zip(members, value))
+        copied = value if same else kind(members)
         memo[id(value)] = copied
     return copied
 
 
-_CONTAINERS = frozenset((dict, list, set, tuple))
+_MAPPINGS = frozenset((dict, _OrderedDict, _defaultdict, _Counter))
+_CONTAINERS = _MAPPINGS | frozenset((list, _deque, set, bytearray, tuple, frozenset))

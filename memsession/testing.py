@@ -9,7 +9,7 @@ from typing import Any, Optional
 
 from .manager import Manager
 from .seconds import seconds
-from .session import RequestSession, Session
+from .session import RequestSession, Session, short_id
 
 __all__ = ["FakeClock", "SetCookie", "StartedSession", "find_set_cookie", "parse_set_cookie", "start_session"]
 
@@ -47,7 +47,7 @@ class FakeClock:
         return f"FakeClock({self._now!r})"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class StartedSession:
     """A stored session and the cookie a test client must send to use it."""
 
@@ -59,6 +59,9 @@ class StartedSession:
     def cookie_header(self) -> str:
         """The value of a Cookie request header naming this session."""
         return f"{self.cookie_name}={self.cookie_value}"
+
+    def __repr__(self) -> str:
+        return f"StartedSession({self.cookie_name}={short_id(self.cookie_value)!r})"
 
 
 def start_session(
@@ -77,7 +80,7 @@ def start_session(
     return StartedSession(session, manager.cookie_name, session.sid)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class SetCookie:
     """What one Set-Cookie header tells the browser to do."""
 
@@ -125,11 +128,27 @@ class SetCookie:
     def session(self, manager: Manager) -> Optional[Session]:
         """The live session this cookie names in manager's provider, or None.
 
-        Uses the Manager's idle and absolute lifetimes, as a request would.
+        Judged by the Manager's idle and absolute lifetimes, as a request
+        would be, but without marking the session used (a memory store is
+        looked through; other stores are read).
         """
         if self.deletes or not self.value:
             return None
-        return manager._live(self.value)  # type: ignore[no-any-return]
+        provider = manager.provider
+        sessions = getattr(provider, "sessions", None)
+        if sessions is None:
+            return manager._live(self.value)  # type: ignore[no-any-return]
+        for found in sessions():
+            if found.sid == self.value:
+                now = provider.now()
+                idle = now - found.last_used > manager.max_lifetime
+                absolute = manager.absolute_lifetime
+                ended = absolute is not None and now - found.created > absolute
+                return None if idle or ended else found
+        return None
+
+    def __repr__(self) -> str:
+        return f"SetCookie({self.name}={short_id(self.value)!r}, {self.attributes!r})"
 
 
 def parse_set_cookie(header: str) -> SetCookie:

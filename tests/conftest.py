@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import types
 import uuid
 from collections.abc import Iterator
@@ -72,6 +73,26 @@ def redis_provider(redis_server: Any, clock: FakeClock) -> Iterator[Any]:
     provider = RedisProvider(redis_server.url, prefix=f"t-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0)
     yield provider
     provider.close()
+
+
+@pytest.fixture
+def async_redis_provider(redis_server: Any, clock: FakeClock) -> Iterator[Any]:
+    """An AsyncRedisProvider on the fake clock, under a prefix of its own.
+
+    Made outside any event loop: it connects lazily, in each loop that uses
+    it. aclose() can close only the connections of the loop it runs in, so a
+    test using it from loops of its own awaits ``provider.aclose()`` in them;
+    the teardown's aclose() then merely forgets what is left.
+    """
+    from memsession.redis import AsyncRedisProvider
+
+    if redis_server.proc is None:
+        redis_server.start()
+    provider = AsyncRedisProvider(
+        redis_server.url, prefix=f"ta-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0
+    )
+    yield provider
+    asyncio.run(provider.aclose())
 
 
 @pytest.fixture(params=["memory-cython", "memory-python", "redis"])

@@ -99,15 +99,20 @@ class TwinCores(RuleBasedStateMachine):
     def model_saw_lifetime(self, lifetime: float) -> None:
         self.reclaim_after = max(self.reclaim_after, float(lifetime))
 
-    def model_store(self, sid: str, data: dict[str, Any]) -> None:
+    def model_reclaim(self, at_most: int) -> None:
+        """Reclaim at most that many sessions idle past the known lifetime, oldest first."""
         now = self.clock()
-        for _ in range(2):  # reclaim: at most two sessions idle past the known lifetime
+        for _ in range(at_most):
             if self.reclaim_after < 0 or not self.model:
                 break
             oldest, last_used = next(iter(self.model.items()))
             if not now - last_used > self.reclaim_after:
                 break
             self.model_remove(oldest, "expired")
+
+    def model_store(self, sid: str, data: dict[str, Any]) -> None:
+        now = self.clock()
+        self.model_reclaim(2)  # an insert reclaims up to two
         if self.max_sessions is not None and len(self.model) >= self.max_sessions:
             self.model_remove(next(iter(self.model)), "evicted")  # least recently used
         self.model[sid] = now
@@ -141,6 +146,7 @@ class TwinCores(RuleBasedStateMachine):
             assert result[1][2] == self.data[sid]
             self.model_touch(sid)
             self.stats["hits"] += 1
+            self.model_reclaim(1)  # a hit reclaims up to one
 
     @rule(sid=SIDS)
     def update(self, sid: str) -> None:
@@ -153,6 +159,15 @@ class TwinCores(RuleBasedStateMachine):
         self.both("session_destroy", sid)
         if sid in self.model:
             self.model_remove(sid, "destroyed")
+
+    @rule(sid=SIDS)
+    def take(self, sid: str) -> None:
+        result = self.both("session_take", sid)
+        if sid in self.model:
+            assert result[1] is not None and result[1][1] == sid and result[1][2] == self.data[sid]
+            self.model_remove(sid, "destroyed")
+        else:
+            assert result == ("ok", None)
 
     @rule(sid=SIDS)
     def destroy_if_empty(self, sid: str) -> None:
@@ -206,6 +221,7 @@ class TwinCores(RuleBasedStateMachine):
             self.data[sid][key] = value
             self.model_touch(sid)
             self.stats["hits"] += 1
+            self.model_reclaim(1)  # a hit reclaims up to one
 
     @rule(sid=SIDS, key=st.sampled_from(["k", "n", "made", "absent"]), clear=st.booleans())
     def remove_data(self, sid: str, key: str, clear: bool) -> None:

@@ -804,8 +804,8 @@ def test_reclaim_starts_once_a_lifetime_is_known(provider: Any, clock: FakeClock
     # Every insert above came after sessions idle for 100 s and more.
     assert len(provider) == 50 and provider.stats()["expired"] == 0
     if teach == "read":
-        provider.session_read("s49", 1000)
-        expected = [f"s{i}" for i in range(2, 49)] + ["s49"]
+        provider.session_read("s49", 1000)  # a hit reclaims one stale session: s0
+        expected = [f"s{i}" for i in range(3, 49)] + ["s49"]
     elif teach == "read-of-unknown-id":
         assert provider.session_read("nobody", 1000) is None
         expected = [f"s{i}" for i in range(2, 50)]
@@ -886,3 +886,61 @@ def test_reclaimed_sessions_release_their_values(core: types.ModuleType, clock: 
     assert p.stats()["expired"] == 20
     assert sys.getrefcount(value) == base
     check_consistent(p)
+
+
+def test_provider_init_reentry_is_refused_and_changes_nothing(
+    core: types.ModuleType, clock: FakeClock
+) -> None:
+    p = core.MemoryProvider(clock=clock)
+    for i in range(10):
+        p.session_init(f"s{i}")["v"] = i
+    with pytest.raises(TypeError, match="initialised already"):
+        p.__init__(clock=clock)
+    assert len(p) == 10 and [s.sid for s in p.sessions()] == [f"s{i}" for i in range(10)]
+
+
+def test_provider_init_reentry_from_a_gc_callback_during_a_sweep_is_harmless(
+    core: types.ModuleType, clock: FakeClock
+) -> None:
+    p = core.MemoryProvider(clock=clock)
+    for i in range(300):
+        p.session_init(f"s{i:05d}")["v"] = list(range(20))
+    clock.advance(100)
+    errors: list[BaseException] = []
+
+    def callback(phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            try:
+                p.__init__(clock=clock)
+            except TypeError as exc:
+                errors.append(exc)
+
+    gc.callbacks.append(callback)
+    old = gc.get_threshold()
+    gc.set_threshold(1)
+    try:
+        assert p.session_gc(10) == 300
+    finally:
+        gc.set_threshold(*old)
+        gc.callbacks.remove(callback)
+    assert errors and len(p) == 0 and list(p.sessions()) == []
+
+
+def test_reads_alone_reclaim_expired_sessions(core: types.ModuleType, clock: FakeClock) -> None:
+    p = core.MemoryProvider(clock=clock)
+    for i in range(1000):
+        p.session_init(f"s{i}")
+    p.session_init("user")
+    p.session_read("user", 60)  # teaches the lifetime
+    for _ in range(1100):  # the others expire after 60 s; each hit reclaims one
+        clock.advance(1)
+        assert p.session_read("user", 60) is not None
+    assert len(p) == 1 and p.stats()["expired"] == 1000
+
+
+def test_take_removes_and_returns_the_stored_session(core: types.ModuleType, clock: FakeClock) -> None:
+    p = core.MemoryProvider(clock=clock)
+    p.session_init("a")["user"] = "ann"
+    taken = p.session_take("a")
+    assert taken is not None and taken.sid == "a" and dict(taken) == {"user": "ann"}
+    assert "a" not in p and p.session_take("a") is None and p.stats()["destroyed"] == 1

@@ -28,7 +28,6 @@ def test_set_cookie_session_is_none_past_the_idle_lifetime_and_does_not_revive_i
     clock.advance(manager.max_lifetime + 1)  # idle past max_lifetime
     assert cookie.session(manager) is None
     assert cookie.session(manager) is None  # asking again did not bring it back
-    assert cookie.value not in provider
 
     again = manager.session_start(f"{cookie.name}={cookie.value}")
     assert again.new and dict(again) == {} and again.sid != cookie.value
@@ -42,5 +41,4 @@ def test_set_cookie_session_honours_the_absolute_lifetime(provider: Any, clock: 
             assert manager.session_start(f"sid={cookie.value}").sid == cookie.value
         clock.advance(40)  # 160 s after it began, only 40 s idle
         assert cookie.session(manager) is None
-        assert cookie.value not in provider
         assert manager.session_start(f"sid={cookie.value}").sid != cookie.value

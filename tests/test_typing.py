@@ -42,3 +42,9 @@ def test_the_package_ships_its_types() -> None:
 
     package = Path(memsession.__file__).parent
     assert (package / "py.typed").exists() and (package / "_core.pyi").exists()
+
+
+def test_framework_sessions_type_check_as_manager_arguments() -> None:
+    """Starlette types request.session as a dict: passing it to the Manager must type-check."""
+    result = mypy(ROOT / "examples" / "fastapi_app.py")
+    assert result.returncode == 0, result.stdout

@@ -11,8 +11,16 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError("memsession.redis needs the redis package: pip install 'memsession[redis]'") from exc
 
+from .aio import AsyncRedisProvider
 from .provider import RedisProvider
 from .serializers import JSONSerializer, Serializer
-from .session import RedisSession
+from .session import AsyncRedisSession, RedisSession
 
-__all__ = ["JSONSerializer", "RedisProvider", "RedisSession", "Serializer"]
+__all__ = [
+    "AsyncRedisProvider",
+    "AsyncRedisSession",
+    "JSONSerializer",
+    "RedisProvider",
+    "RedisSession",
+    "Serializer",
+]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["CLEAR", "CREATE", "DATA", "DESTROY_IF_EMPTY", "READ", "TOUCH", "WRITE"]
+__all__ = ["CLEAR", "CREATE", "DATA", "DESTROY_IF_EMPTY", "READ", "TAKE", "TOUCH", "WRITE"]
 
 DATA = "d:"
 CREATE = """
@@ -52,4 +52,11 @@ for _, field in ipairs(redis.call('HKEYS', KEYS[1])) do
   end
 end
 return gone
+"""
+# Regenerate: the data as stored and the old id gone, in one step.
+TAKE = """
+local all = redis.call('HGETALL', KEYS[1])
+if #all == 0 then return false end
+redis.call('DEL', KEYS[1])
+return all
 """

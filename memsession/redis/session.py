@@ -10,9 +10,12 @@ from ..session import Session, check_sid, short_id
 from .scripts import DATA
 
 if TYPE_CHECKING:
+    from .aio import AsyncRedisProvider
     from .provider import RedisProvider
 
-__all__ = ["RedisSession"]
+__all__ = ["AsyncRedisSession", "RedisSession"]
+
+_DELETE: Any = object()
 
 
 class RedisSession(Session):
@@ -117,9 +120,12 @@ class RedisSession(Session):
 
     def clear(self) -> None:
         """Remove all data, including keys other requests added meanwhile."""
+        self._wipe()
+        self._data.clear()
+
+    def _wipe(self) -> None:
         if self._stored:
             self._provider._run(self._provider._clear_script, self._sid, [])
-        self._data.clear()
 
     @property
     def permanent(self) -> Optional[bool]:
@@ -153,3 +159,48 @@ class RedisSession(Session):
 
     def __repr__(self) -> str:
         return f"RedisSession({short_id(self._sid)!r}, {self._data!r})"
+
+
+class AsyncRedisSession(RedisSession):
+    """A session of AsyncRedisProvider: writes wait in the session for flush().
+
+    The app writes synchronously (session["k"] = v); the ASGI middleware
+    sends what changed, key by key, in one pipelined round trip when the
+    response starts, so concurrent requests writing other keys lose nothing.
+    """
+
+    __slots__ = ("_changes", "_wiped")
+
+    def __init__(self, sid: str, provider: AsyncRedisProvider) -> None:
+        super().__init__(sid, provider)  # type: ignore[arg-type]
+        self._changes: dict[str, Any] = {}
+        self._wiped = False
+
+    def _write(self, fields: dict[str, Any]) -> None:
+        if self._stored:
+            self._changes.update(fields)
+
+    def _remove(self, *fields: str) -> None:
+        if self._stored:
+            for name in fields:
+                self._changes[name] = _DELETE
+
+    def _wipe(self) -> None:
+        if self._stored:
+            # Data written earlier in this request goes too; metadata stays.
+            self._changes = {k: v for k, v in self._changes.items() if not k.startswith(DATA)}
+            self._wiped = True
+
+    @property
+    def dirty(self) -> bool:
+        """True while changes wait for flush()."""
+        return bool(self._changes) or self._wiped
+
+    async def flush(self) -> bool:
+        """Send the waiting changes in one pipelined round trip; False when the session is gone."""
+        if not self.dirty:
+            return True
+        changes, wiped = self._changes, self._wiped
+        self._changes, self._wiped = {}, False
+        provider: AsyncRedisProvider = self._provider  # type: ignore[assignment]
+        return await provider._flush(self._sid, changes, wiped)
