@@ -6,6 +6,7 @@ import platform
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from .asgi_latency import LatencyGroup, latency_group
 from .memory import NAMES, memory_table
 from .runner import Group, Progress, format_seconds, run_group
 from .store import (
@@ -110,10 +111,14 @@ def run(
         from .redisbench import redis_group
 
         groups.append(redis_group(redis_url, size.redis_sessions, size.requests))
+        groups.append(latency_group(redis_url, quick))
     for group in groups:
         try:
             if group.candidates:
-                run_group(group, size.rounds, progress)
+                if isinstance(group, LatencyGroup):  # its candidates differ in size: it times itself
+                    group.measure(progress)
+                else:
+                    run_group(group, size.rounds, progress)
         finally:
             if group.cleanup is not None:
                 group.cleanup()
@@ -140,6 +145,11 @@ def run(
             "WSGI: Beaker time / ours",
         ),
     ]
+    latency = by_key.get("asgi-latency")
+    if latency is not None and len(latency.candidates) == 4:
+        sync_slow, async_slow = (c.name for c in latency.candidates[2:])
+        text = "event loop: async / sync requests/s, Redis +20 ms"
+        bars.append(Bar("asgi-latency", async_slow, sync_slow, True, 5.0, text))
     for bar in bars:
         group = by_key[bar.group]
         if bar.ours in group.times and bar.peer in group.times:
@@ -162,6 +172,7 @@ def run(
                 "ops": g.ops,
                 "median_seconds": {c.name: g.median(c.name) for c in g.candidates},
                 "times": g.times,
+                **({"requests_per_second": g.rps()} if isinstance(g, LatencyGroup) else {}),
             }
             for g in groups
             if g.candidates
@@ -191,8 +202,10 @@ def report(results: dict[str, Any]) -> str:
         medians = g["median_seconds"]
         base = next(iter(medians.values()))
         lines.append(g["title"])
+        rps = g.get("requests_per_second", {})
         for name, seconds in medians.items():
-            lines.append(f"  {name:<44} {format_seconds(seconds):>10}/op  {seconds / base:6.2f}x")
+            line = f"  {name:<44} {format_seconds(seconds):>10}/op  {seconds / base:6.2f}x"
+            lines.append(line + (f"  {rps[name]:8,.0f} requests/s" if name in rps else ""))
         lines.append("")
     lines.append("memory, bytes per session holding {'user_id': 1} (id strings excluded)")
     for kind, per_size in results["memory_bytes_per_session"].items():

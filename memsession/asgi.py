@@ -7,10 +7,11 @@ from collections.abc import Awaitable, MutableMapping
 from datetime import timedelta
 from typing import Any, Callable, Optional, Union
 
-from .cookies import session_headers
+from .cookies import CACHE_CONTROL, session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider
+from .session import RequestFlag
 
 __all__ = ["SessionMiddleware"]
 
@@ -28,6 +29,9 @@ _UNAVAILABLE_START = {
     "headers": [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS],
 }
 _WS_TRY_AGAIN_LATER = 1013
+_ACCESSED = int(RequestFlag.ACCESSED)
+_VARY_COOKIE = (b"vary", b"Cookie")
+_NO_CACHE_SET_COOKIE = (CACHE_CONTROL[0].lower().encode(), CACHE_CONTROL[1].encode())
 _TWO_WEEKS = 14 * 24 * 60 * 60  # Starlette's max_age
 _warned_secret_key = False
 
@@ -160,7 +164,7 @@ class SessionMiddleware:
                 await self.app(scope, receive, send)
             return
         manager = self.manager
-        is_async = manager.is_async
+        is_async = manager._async
         https = scope.get("scheme") in ("https", "wss")
         cookies = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
         # HTTP/2 may split the Cookie header; join the parts as HTTP/1.1 would.
@@ -198,7 +202,7 @@ class SessionMiddleware:
                     else:
                         await send({**_UNAVAILABLE_START, "type": message["type"]})
                     return
-                if cookie is not None or session.accessed:
+                if cookie is not None or session._flags & _ACCESSED:
                     message = {**message, "headers": _with_session(message.get("headers", ()), cookie, True)}
             await send(message)
 
@@ -222,12 +226,25 @@ class SessionMiddleware:
         return send_closing
 
 
-def _with_session(raw: Any, cookie: Any, accessed: bool) -> list[tuple[bytes, bytes]]:
-    headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in raw]
-    return [
-        (k.lower().encode("latin-1"), v.encode("latin-1"))
-        for k, v in session_headers(headers, cookie, accessed)
-    ]
+def _with_session(raw: Any, cookie: Optional[str], accessed: bool) -> list[Any]:
+    """The response's headers with the session's; bytes in, bytes out.
+
+    The usual response has neither Vary nor Cache-Control of its own, and
+    only gains ours; anything else goes through cookies.session_headers.
+    """
+    headers = list(raw)
+    for name, _ in headers:
+        lower = name.lower()
+        if lower == b"vary" or (cookie is not None and lower == b"cache-control"):
+            merged = session_headers(
+                [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers], cookie, True
+            )
+            return [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in merged]
+    headers.append(_VARY_COOKIE)
+    if cookie is not None:
+        headers.append((b"set-cookie", cookie.encode("latin-1")))
+        headers.append(_NO_CACHE_SET_COOKIE)
+    return headers
 
 
 async def _refuse(kind: str, send: Send) -> None:

@@ -230,8 +230,8 @@ class Manager(AsyncMethods):
         request emptied (when the store holds nothing else for it); call it
         once the response starts.
         """
-        rs = self._own(session)
-        if not isinstance(https, bool):
+        rs = session if type(session) is RequestSession and session._owner is self else self._own(session)
+        if https is not False and https is not True:
             raise TypeError(f"https must be a bool, not {type(https).__name__}")
         flags = rs._flags
         secure = https or bool(flags & _HTTPS)

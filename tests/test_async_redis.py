@@ -307,6 +307,25 @@ def test_writes_wait_for_flush(named: Named) -> None:
     named.run(main)
 
 
+def test_a_flush_is_one_round_trip_and_survives_a_script_flush(named: Named) -> None:
+    p = named.provider
+
+    async def main() -> None:
+        s = await p.session_init(SID)
+        s["user"] = "ann"
+        before = named.peek.info("commandstats")
+        assert await s.flush() is True
+        after = named.peek.info("commandstats")
+        # No SCRIPT EXISTS before the pipeline: the writes go in one round trip.
+        assert after.get("cmdstat_script|exists") == before.get("cmdstat_script|exists")
+        named.peek.script_flush()  # as after a restart: the server forgot the scripts
+        s["user"] = "bob"
+        assert await s.flush() is True
+        assert await stored(p) == {"user": "bob"}
+
+    named.run(main)
+
+
 def test_flush_after_destroy_is_false_and_recreates_nothing(named: Named) -> None:
     p = named.provider
 

@@ -8,6 +8,7 @@ from typing import Any, Callable, Optional
 
 import redis.asyncio as redis_aio
 from redis.exceptions import ConnectionError as _RedisConnectionError
+from redis.exceptions import NoScriptError as _NoScriptError
 from redis.exceptions import ResponseError as _RedisResponseError
 from redis.exceptions import TimeoutError as _RedisTimeoutError
 
@@ -168,18 +169,28 @@ class AsyncRedisProvider(RedisBase):
                 writes += [name, value]
 
         async def send(c: _Connection) -> Any:
+            # evalsha by hand: a pipeline given Script objects first asks the
+            # server whether they are loaded, one more round trip per request.
             async with c.client.pipeline(transaction=False) as pipe:
                 if wiped:
-                    await c.scripts["CLEAR"](keys=[key], args=[], client=pipe)
+                    pipe.evalsha(c.scripts["CLEAR"].sha, 1, key)
                 if writes:
-                    await c.scripts["WRITE"](keys=[key], args=writes, client=pipe)
+                    pipe.evalsha(c.scripts["WRITE"].sha, 1, key, *writes)
                 else:
                     pipe.hexists(key, "m:u")
                 if removes:
                     pipe.hdel(key, *removes)
                 return await pipe.execute()
 
-        replies = await self._call(send)
+        async def send_loading_scripts(c: _Connection) -> Any:
+            try:
+                return await send(c)
+            except _NoScriptError:  # a restarted or flushed server: load them, send again
+                for script in c.scripts.values():
+                    script.sha = await c.client.script_load(script.script)
+                return await send(c)
+
+        replies = await self._call(send_loading_scripts)
         # The write script refuses a hash that is gone (destroyed, expired).
         return bool(replies[1 if wiped else 0])
 
