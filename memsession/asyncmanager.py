@@ -6,6 +6,7 @@ import inspect
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from .cookies import ID_LENGTH, CookiePolicy, is_session_id, new_session_id
+from .copying import refill
 from .session import RequestFlag, RequestSession, SessionArg
 
 __all__ = ["AsyncMethods"]
@@ -50,7 +51,6 @@ class AsyncMethods:
         def _candidates(self, cookie_header: str) -> tuple[int, list[str]]: ...
         def _detach(self, rs: RequestSession, *, kill: bool, keep: Any = None) -> None: ...
         def _format(self, sid: str, record: Any, secure: bool) -> str: ...
-        def _refill(self, record: Any, source: Any) -> Any: ...
         def session_destroy(self, session: SessionArg) -> None: ...
         def session_regenerate(self, session: SessionArg) -> None: ...
         def close(self) -> None: ...
@@ -159,7 +159,7 @@ class AsyncMethods:
                 rs._attach(record)
                 return
             except ValueError:
-                record = self._refill(self._new(new_session_id()), record)
+                record = refill(self._new(new_session_id()), record)
         raise RuntimeError("memsession: could not store a new session under a fresh id")
 
     async def asession_destroy(self, session: SessionArg) -> None:

@@ -11,6 +11,7 @@ from ._impl import Session as _Detached
 from .asyncmanager import AsyncMethods
 from .background import Periodic
 from .cookies import ID_LENGTH, CookiePolicy, cookie_values, is_session_id, new_session_id
+from .copying import refill
 from .registry import (
     AsyncProvider,
     Provider,
@@ -22,7 +23,7 @@ from .registry import (
     get_provider,
 )
 from .seconds import Seconds, seconds
-from .session import RequestFlag, RequestSession, SessionArg, copy_value
+from .session import RequestFlag, RequestSession, SessionArg
 
 __all__ = ["Manager"]
 
@@ -39,18 +40,6 @@ _FRESH = _PENDING | _NEW
 # Cookie header (a stale path cookie and a forged one beside the live one),
 # whatever else the header holds.
 MAX_LOOKUPS = 4
-
-
-def _snapshot(record: Any) -> dict[Any, Any]:
-    """A plain dict of a record's data, consistent although other requests may write to it."""
-    for _ in range(64):
-        try:
-            # One C-level copy: another thread can only interleave if the
-            # copy itself runs Python code (a collector finalizer); then retry.
-            return dict.copy(record) if isinstance(record, dict) else dict(record.items())
-        except RuntimeError:
-            continue
-    raise RuntimeError("memsession: the session changed during every attempt to copy it")
 
 
 class Manager(AsyncMethods):
@@ -295,15 +284,8 @@ class Manager(AsyncMethods):
                 rs._attach(record)
                 return
             except ValueError:
-                record = self._refill(self._new(new_session_id()), record)
+                record = refill(self._new(new_session_id()), record)
         raise RuntimeError("memsession: could not store a new session under a fresh id")
-
-    @staticmethod
-    def _refill(record: Any, source: Any) -> Any:
-        record.update({key: copy_value(value) for key, value in _snapshot(source).items()})
-        if source.permanent is not None:
-            record.permanent = source.permanent
-        return record
 
     def _detach(self, rs: RequestSession, *, kill: bool, keep: Any = None) -> None:
         """Move this request to a new, unsaved record (holding a copy of keep's data)."""
@@ -312,7 +294,7 @@ class Manager(AsyncMethods):
             flags |= _KILL_COOKIE
         record = self._new(new_session_id())
         if keep is not None:
-            self._refill(record, keep)
+            refill(record, keep)
         rs._attach(record)
         rs._flags = (flags & ~_MODIFIED) | _FRESH | _ACCESSED
 

@@ -4,35 +4,17 @@ from __future__ import annotations
 
 import enum
 from abc import abstractmethod
-from collections import Counter as _Counter
-from collections import OrderedDict as _OrderedDict
-from collections import defaultdict as _defaultdict
-from collections import deque as _deque
 from collections.abc import ItemsView, Iterator, KeysView, MutableMapping, ValuesView
 from typing import TYPE_CHECKING, Any, Optional
+
+from .ids import short_id
 
 if TYPE_CHECKING:
     from .manager import Manager
 
-__all__ = ["RequestFlag", "RequestSession", "Session", "SessionArg", "check_sid", "copy_value", "short_id"]
+__all__ = ["RequestFlag", "RequestSession", "Session", "SessionArg"]
 
 _MISSING: Any = object()
-
-
-def check_sid(sid: object) -> str:
-    """sid as an exact str; TypeError or ValueError otherwise (as both cores check it)."""
-    if type(sid) is not str:
-        if not isinstance(sid, str):
-            raise TypeError(f"sid must be str, not {type(sid).__name__}")
-        sid = str.__str__(sid)  # a str subclass could run code in __eq__/__hash__
-    if not sid:
-        raise ValueError("sid must not be empty")
-    return sid
-
-
-def short_id(sid: str) -> str:
-    """The first characters of an id, for messages and reprs: ids are secrets."""
-    return sid[:8] + "…" if len(sid) > 8 else sid
 
 
 # What the Manager's methods accept as a session: frameworks type theirs as a
@@ -314,55 +296,3 @@ class RequestSession(dict, Session):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"RequestSession({short_id(self._sid)!r}, {dict(self._record)!r})"
-
-
-def copy_value(value: Any) -> Any:
-    """value with its containers copied all the way down, so nothing mutable is shared.
-
-    Regenerate uses it: a request still holding the old id must not reach
-    what the new session changes in place (a cart). dict, list, set,
-    bytearray and the collections module's OrderedDict, defaultdict, deque
-    and Counter are rebuilt without running user code; tuples and
-    frozensets are rebuilt when they hold something copied; any other
-    object is shared as it is. Each container is first copied in one C-level
-    step, so a concurrent writer cannot break the walk; a structure nested
-    too deeply to walk is shared rather than failing the login.
-    """
-    try:
-        return _copy(value, {})
-    except RecursionError:
-        return value
-
-
-def _copy(value: Any, memo: dict[int, Any]) -> Any:
-    kind = type(value)
-    if kind not in _CONTAINERS:
-        return value
-    found = memo.get(id(value))
-    if found is not None:
-        return found
-    copied: Any
-    if kind is list or kind is _deque:
-        items = list(value)  # one C-level copy: consistent though others write
-        copied = kind(maxlen=value.maxlen) if kind is _deque else []
-        memo[id(value)] = copied
-        copied.extend(_copy(item, memo) for item in items)
-    elif kind in _MAPPINGS:
-        snapshot = dict.copy(value)
-        copied = kind(value.default_factory) if kind is _defaultdict else kind()
-        memo[id(value)] = copied
-        for key, item in snapshot.items():
-            copied[key] = _copy(item, memo)
-    elif kind is set or kind is bytearray:
-        copied = kind(value)  # set members are hashable, nearly always immutable
-        memo[id(value)] = copied
-    else:  # tuple, frozenset: immutable themselves, rebuilt around copied members
-        members = [_copy(item, memo) for item in value]
-        same = all(a is b for a, b in zip(members, value))
-        copied = value if same else kind(members)
-        memo[id(value)] = copied
-    return copied
-
-
-_MAPPINGS = frozenset((dict, _OrderedDict, _defaultdict, _Counter))
-_CONTAINERS = _MAPPINGS | frozenset((list, _deque, set, bytearray, tuple, frozenset))

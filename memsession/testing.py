@@ -7,9 +7,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from .ids import short_id
 from .manager import Manager
 from .seconds import seconds
-from .session import RequestSession, Session, short_id
+from .session import RequestSession, Session
 
 __all__ = ["FakeClock", "SetCookie", "StartedSession", "find_set_cookie", "parse_set_cookie", "start_session"]
 

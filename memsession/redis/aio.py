@@ -12,7 +12,7 @@ from redis.exceptions import NoScriptError as _NoScriptError
 from redis.exceptions import ResponseError as _RedisResponseError
 from redis.exceptions import TimeoutError as _RedisTimeoutError
 
-from ..session import check_sid
+from ..ids import check_sid
 from . import scripts
 from .base import RedisBase, server_cannot_serve
 from .serializers import Serializer

@@ -9,8 +9,8 @@ from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import ProviderUnavailableError
+from ..ids import check_sid, short_id
 from ..seconds import seconds
-from ..session import check_sid, short_id
 from . import scripts
 from .serializers import JSONSerializer, Serializer
 from .session import RedisSession

@@ -9,7 +9,7 @@ from redis.exceptions import ConnectionError as _RedisConnectionError
 from redis.exceptions import ResponseError as _RedisResponseError
 from redis.exceptions import TimeoutError as _RedisTimeoutError
 
-from ..session import check_sid
+from ..ids import check_sid
 from . import scripts
 from .base import RedisBase, server_cannot_serve
 from .serializers import Serializer

@@ -6,7 +6,8 @@ import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Optional
 
-from ..session import Session, check_sid, short_id
+from ..ids import check_sid, short_id
+from ..session import Session
 from .scripts import DATA
 
 if TYPE_CHECKING:
