@@ -460,17 +460,17 @@ def test_the_password_is_never_shown(server: Any, form: str) -> None:
     assert PASSWORD not in repr(p) and PASSWORD not in str(p)
 
     def check(exc: BaseException) -> None:
-        shown = "".join(traceback.format_exception(exc)) + repr(exc)
+        shown = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)) + repr(exc)
         assert PASSWORD not in shown
 
     async def main() -> None:
         try:
             try:
-                # The server has no user bob: that login fails, as unavailable.
-                # (A bare password is accepted: the server has none set.)
+                # The server has no user bob, and no password: the login fails
+                # as unavailable (a bare password is refused or accepted,
+                # depending on the redis-py version).
                 await p.session_read(SID)
             except ProviderUnavailableError as refused:
-                assert form == "userinfo"
                 check(refused)
             else:
                 assert form == "query"

@@ -170,7 +170,7 @@ def test_a_url_password_never_shows_in_reprs_errors_or_tracebacks(url: str) -> N
                 attempt()
             failures.append(info.value)
         for exc in failures:
-            text = "".join(traceback.format_exception(exc))
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             assert "unavailable" in str(exc) and str(port) in str(exc)
             for shown in (str(exc), repr(exc), text, *map(str, exc.args)):
                 assert SECRET not in shown
@@ -184,11 +184,15 @@ def test_a_password_with_an_unescaped_special_character_never_shows_either(speci
     try:
         provider = RedisProvider(url, timeout=0.5)
     except (TypeError, ValueError) as exc:  # refusing the URL is fine, echoing it is not
-        shown = [str(exc), repr(exc), "".join(traceback.format_exception(exc))]
+        shown = [str(exc), repr(exc), "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))]
     else:
         with provider, pytest.raises(ProviderUnavailableError) as info:
             provider.session_read(SID)
-        shown = [repr(provider), str(info.value), "".join(traceback.format_exception(info.value))]
+        shown = [
+            repr(provider),
+            str(info.value),
+            "".join(traceback.format_exception(type(info.value), info.value, info.value.__traceback__)),
+        ]
     for text in shown:
         assert "s3cret" not in text
 

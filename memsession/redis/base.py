@@ -8,6 +8,8 @@ import time
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+import redis.exceptions as _redis_exceptions
+
 from ..errors import ProviderUnavailableError
 from ..ids import check_sid, short_id
 from ..seconds import seconds
@@ -58,10 +60,28 @@ _UNAVAILABLE_REPLIES = (
 )
 
 
+# redis-py turns some of those replies into exception types of their own and
+# cuts the code off the message (which ones depends on its version).
+_UNAVAILABLE_TYPES: tuple[type, ...] = tuple(
+    t
+    for t in (
+        getattr(_redis_exceptions, name, None)
+        for name in (
+            "OutOfMemoryError",
+            "ReadOnlyError",
+            "MasterDownError",
+            "TryAgainError",
+            "ClusterDownError",
+        )
+    )
+    if isinstance(t, type)
+)
+
+
 def server_cannot_serve(exc: Exception) -> bool:
     """True for a Redis error reply that a retry later may not get."""
-    # redis-py may move the reply's code out of the message (OutOfMemoryError,
-    # ReadOnlyError, ...) into status_code.
+    if isinstance(exc, _UNAVAILABLE_TYPES):
+        return True
     code = getattr(exc, "status_code", None) or str(exc).split(" ", 1)[0]
     return code in _UNAVAILABLE_REPLIES
 
