@@ -63,6 +63,13 @@ _MANAGER_NAMES = {
 }
 
 
+def _ends_at_once(max_age: Any) -> bool:
+    """Starlette's max_age <= 0: every session is expired by its next request."""
+    if isinstance(max_age, timedelta):
+        return max_age.total_seconds() <= 0
+    return isinstance(max_age, (int, float)) and not isinstance(max_age, bool) and max_age <= 0
+
+
 def _starlette_manager(options: dict[str, Any]) -> Manager:
     """A Manager with the meaning Starlette's SessionMiddleware gives its options."""
     global _warned_secret_key
@@ -78,6 +85,8 @@ def _starlette_manager(options: dict[str, Any]) -> Manager:
     if not isinstance(o["https_only"], bool):
         raise TypeError(f"https_only must be a bool, not {type(o['https_only']).__name__}")
     max_age = o["max_age"]
+    if _ends_at_once(max_age):
+        max_age = _TWO_WEEKS  # never stored: see SessionMiddleware's at_once
     try:
         return Manager(
             o["provider"],
@@ -90,6 +99,7 @@ def _starlette_manager(options: dict[str, Any]) -> Manager:
             cookie_samesite=o["same_site"],
             cookie_secure=True if o["https_only"] else None,
             cookie_persistent=max_age is not None,
+            cookie_style="starlette",
         )
     except (TypeError, ValueError) as exc:
         message = str(exc)
@@ -138,6 +148,7 @@ class SessionMiddleware:
             "https_only": https_only,
             "domain": domain,
         }
+        at_once = False
         if manager is not None and not isinstance(manager, Manager):
             if isinstance(manager, (str, bytes)) or type(manager).__name__ == "Secret":
                 # Starlette's positional secret_key (a str or a starlette Secret).
@@ -146,6 +157,8 @@ class SessionMiddleware:
                 raise TypeError(f"manager must be a memsession Manager, not {type(manager).__name__}")
         if manager is None:
             manager = _starlette_manager(options)
+            # Starlette's max_age <= 0: a session lives for its own request only.
+            at_once = _ends_at_once(options["max_age"])
         else:
             given = [name for name, value in options.items() if value is not _UNSET]
             if given:
@@ -154,6 +167,7 @@ class SessionMiddleware:
                 )
         self.app = app
         self.manager = manager
+        self._at_once = at_once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -165,6 +179,7 @@ class SessionMiddleware:
             return
         manager = self.manager
         is_async = manager._async
+        at_once = self._at_once
         https = scope.get("scheme") in ("https", "wss")
         cookies = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
         # HTTP/2 may split the Cookie header; join the parts as HTTP/1.1 would.
@@ -191,7 +206,9 @@ class SessionMiddleware:
             if message["type"] in _STARTS:
                 started = True
                 try:
-                    if is_async:
+                    if at_once:  # Starlette's max_age <= 0: never stored, the cookie expired
+                        cookie = manager.cookie.expired(https) if session.modified else None
+                    elif is_async:
                         cookie = await manager.asession_cookie(session, https=https)
                     else:
                         cookie = manager.session_cookie(session, https=https)

@@ -125,6 +125,7 @@ class CookiePolicy:
         "httponly",
         "samesite",
         "partitioned",
+        "_lead",
         "_plain",
         "_https",
     )
@@ -139,7 +140,10 @@ class CookiePolicy:
         httponly: bool = True,
         samesite: Optional[str] = "Lax",
         partitioned: bool = False,
+        style: str = "standard",
     ) -> None:
+        if style not in ("standard", "starlette"):
+            raise ValueError(f"cookie_style must be 'standard' or 'starlette', got {style!r}")
         self.name = _cookie_name(name)
         self.path = _path(path)
         self.domain = _domain(domain)
@@ -149,6 +153,19 @@ class CookiePolicy:
         self.samesite = _samesite(samesite)
         self.partitioned = _flag(partitioned, "cookie_partitioned")
         self.secure = self._required_secure(secure)
+        if style == "starlette":
+            # Starlette's own layout, lower-case attribute names and all, so
+            # tests written against its header keep matching.
+            self._lead = f"; path={self.path}"
+            flags = "; httponly" if self.httponly else ""
+            if self.samesite is not None:
+                flags += f"; samesite={self.samesite.lower()}"
+            after = f"; domain={self.domain}" if self.domain is not None else ""
+            after += "; partitioned" if self.partitioned else ""
+            self._plain = flags + ("; secure" if self.secure else "") + after
+            self._https = flags + ("; secure" if self.secure is not False else "") + after
+            return
+        self._lead = ""
         tail = f"; Path={self.path}"
         if self.domain is not None:
             tail += f"; Domain={self.domain}"
@@ -187,12 +204,12 @@ class CookiePolicy:
         """Set-Cookie for sid: a browser-session cookie when max_age is None."""
         tail = self._https if https else self._plain
         if max_age is None:
-            return f"{self.name}={sid}{tail}"
-        return f"{self.name}={sid}; Max-Age={max_age}{tail}"
+            return f"{self.name}={sid}{self._lead}{tail}"
+        return f"{self.name}={sid}{self._lead}; Max-Age={max_age}{tail}"
 
     def expired(self, https: bool) -> str:
         """Set-Cookie that removes the cookie from the browser at once."""
-        return f"{self.name}=; {_EXPIRED}{self._https if https else self._plain}"
+        return f"{self.name}={self._lead}; {_EXPIRED}{self._https if https else self._plain}"
 
     def __repr__(self) -> str:
         return f"<CookiePolicy {self.name}{self._plain}>"

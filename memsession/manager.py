@@ -66,6 +66,7 @@ class Manager(AsyncMethods):
         cookie_persistent: bool = True,
         cookie_partitioned: bool = False,
         gc_interval: Optional[Seconds] = None,
+        cookie_style: str = "standard",
     ) -> None:
         if isinstance(provider, str):
             provider = get_provider(provider)
@@ -82,6 +83,7 @@ class Manager(AsyncMethods):
             httponly=cookie_httponly,
             samesite=cookie_samesite,
             partitioned=cookie_partitioned,
+            style=cookie_style,
         )
         if not isinstance(cookie_persistent, bool):
             raise TypeError(f"cookie_persistent must be a bool, not {type(cookie_persistent).__name__}")

@@ -398,17 +398,25 @@ def test_session_expires(clock: FakeClock) -> None:
     assert the_cookie(response).value != sid
 
 
-@pytest.mark.parametrize("max_age", [-1, 0])
-def test_non_positive_max_age_is_refused(max_age: int) -> None:
-    """Starlette: test_session_expires builds its app with ``max_age=-1`` to get an expired cookie.
+@pytest.mark.parametrize("max_age", [-1, 0, timedelta(0)])
+def test_non_positive_max_age_ends_the_session_with_its_request(max_age: Any) -> None:
+    """Starlette: test_session_expires (``max_age=-1``: the cookie is expired at once).
 
-    memsession (deliberate difference): a lifetime must be positive, so -1
-    (and 0, which Starlette turns into a browser-session cookie whose
-    signature expires within a second) is a ValueError naming max_age; tests
-    expire sessions with an injected clock instead (test_session_expires).
+    The session's data is there for the request that wrote it, its response
+    expires the cookie, and sending the cookie's value back gives an empty
+    session; nothing is ever stored (Starlette's 0 also ends it within a second).
     """
-    with pytest.raises(ValueError, match=r"\bmax_age\b"):
-        SessionMiddleware(Starlette(), max_age=max_age)
+    app = make_app(max_age=max_age)
+    with TestClient(app) as client:
+        response = client.post("/update_session", json={"some": "data"})
+        assert response.json() == {"session": {"some": "data"}}
+        header = response.headers["set-cookie"]
+        assert re.search(r"session=([^;]*);", header) is not None
+        cookie = the_cookie(response)
+        assert cookie.attrs.get("max-age") == "0"
+    with TestClient(app, cookies={"session": cookie.value}) as client:
+        assert client.get("/view_session").json() == {"session": {}}
+        assert "set-cookie" not in client.get("/view_session").headers
 
 
 @pytest.mark.parametrize(
@@ -831,3 +839,25 @@ def test_response_without_session_use_is_untouched() -> None:
     response = client.get("/plain")
     assert set_cookies(response) == [] and "vary" not in response.headers
     assert "cookie" in client.get("/view_session").headers["vary"].lower()
+
+
+def test_set_cookie_is_laid_out_as_starlettes() -> None:
+    """Starlette: test_session_cookie_subpath reads ``; path=(\\S+);`` and test_session ``; Max-Age=``.
+
+    Built from Starlette's options, the header keeps Starlette's layout and
+    lower-case attribute names, so tests that match on it keep matching.
+    """
+    app = Starlette(
+        routes=[Mount("/second_app", app=make_app(path="/second_app"))],
+    )
+    with TestClient(app) as client:
+        header = client.post("/second_app/update_session", json={"some": "data"}).headers["set-cookie"]
+    path = re.search(r"; path=(\S+);", header)
+    assert path is not None and path.group(1) == "/second_app"
+    assert re.search(r"; Max-Age=([0-9]+);", header) is not None
+    assert header.endswith("; httponly; samesite=lax")
+
+
+def test_cookie_style_is_checked() -> None:
+    with pytest.raises(ValueError, match="cookie_style"):
+        Manager(MemoryProvider(), "sid", cookie_style="django")
