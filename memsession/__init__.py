@@ -1,6 +1,6 @@
 """Server-side HTTP sessions held in process memory by a compiled store."""
 
-from ._impl import IMPLEMENTATION, MemoryProvider
+from ._impl import IMPLEMENTATION, MemoryProvider, RequestSession
 from .errors import ConfigWarning, ProviderUnavailableError, UnknownProviderError
 from .manager import Manager
 from .registry import (
@@ -14,7 +14,7 @@ from .registry import (
     get_provider,
     register,
 )
-from .session import RequestFlag, RequestSession, Session
+from .session import RequestFlag, Session
 
 __version__ = "0.1.0"
 

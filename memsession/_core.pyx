@@ -3,7 +3,7 @@
 """Compiled session store: the Session type and the in-memory provider."""
 
 cimport cython
-from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict_Update
 from cpython.ref cimport PyObject
 from libc.math cimport INFINITY, isfinite
 
@@ -535,3 +535,259 @@ cdef class _LiveSessions:
                 return s
         self._snapshot = []
         raise StopIteration
+
+
+# Bits of RequestSession._flags (memsession.session.RequestFlag names them all).
+cdef enum:
+    _PENDING = 1
+    _MODIFIED = 16
+    _ACCESSED = 32
+    _CHANGED = 48
+    _NEW = 64
+
+cdef object _MISSING = object()
+
+
+@cython.final
+cdef class RequestSession(dict):
+    """One request's session: the data of a stored session, with flags of its own.
+
+    Concurrent requests of one session share its data (with the memory
+    provider, one object), but each has its own id and flags: regenerating or
+    destroying moves only this request to another record. Every read goes to
+    the record; the dict this object also is mirrors what this request sees,
+    so code that takes it for a plain dict (json.dumps, a Flask or FastAPI
+    view returning it) gets the data.
+    """
+
+    cdef public object _record
+    cdef public str _sid
+    cdef public int _flags
+    cdef public object _owner
+    cdef public object _doomed
+    cdef object __weakref__
+
+    def __init__(self, record, int flags, owner):
+        if type(record) is Session:
+            PyDict_Update(self, record)
+        else:
+            dict.update(self, record)
+        self._record = record
+        self._sid = record.sid
+        self._flags = flags
+        self._owner = owner
+
+    def _attach(self, record):
+        """Move this request to another record (regenerate, destroy, a new id on a clash)."""
+        self._record = record
+        self._sid = record.sid
+        dict.clear(self)
+        dict.update(self, record)
+
+    @property
+    def sid(self):
+        """This request's session id."""
+        return self._sid
+
+    @property
+    def created(self):
+        """When the session was stored, on the provider's clock."""
+        return float(self._record.created)
+
+    @property
+    def last_used(self):
+        """When the session was last used, on the provider's clock."""
+        return float(self._record.last_used)
+
+    @property
+    def modified(self):
+        """True when this request changed the data (set it after changing a value in place)."""
+        return (self._flags & _MODIFIED) != 0
+
+    @modified.setter
+    def modified(self, value):
+        if value:
+            self._flags |= _CHANGED
+        else:
+            self._flags &= ~_MODIFIED
+
+    @property
+    def accessed(self):
+        """True when this request read or changed the data (the response then varies by Cookie)."""
+        return (self._flags & _ACCESSED) != 0
+
+    @accessed.setter
+    def accessed(self, value):
+        if value:
+            self._flags |= _ACCESSED
+        else:
+            self._flags &= ~_ACCESSED
+
+    @property
+    def new(self):
+        """True when the session began during this request."""
+        return (self._flags & _NEW) != 0
+
+    @property
+    def permanent(self):
+        """Whether the cookie outlives the browser session (the Manager's cookie_persistent unless set)."""
+        chosen = self._record.permanent
+        return self._owner.cookie_persistent if chosen is None else bool(chosen)
+
+    @permanent.setter
+    def permanent(self, value):
+        self._record.permanent = value
+
+    def session_id(self):
+        """The session's id."""
+        return self._sid
+
+    def set(self, key, value):
+        """Store value under key."""
+        self[key] = value
+
+    def delete(self, key):
+        """Remove key; no error when it is absent."""
+        self.pop(key, None)
+
+    def __getitem__(self, key):
+        self._flags |= _ACCESSED
+        cdef object record = self._record
+        cdef PyObject* found
+        if type(record) is Session:
+            found = PyDict_GetItem(record, key)
+            if found == NULL:
+                raise KeyError(key)
+            return <object>found
+        return record[key]
+
+    def __setitem__(self, key, value):
+        cdef object record = self._record
+        if type(record) is Session:
+            PyDict_SetItem(record, key, value)
+        else:
+            record[key] = value
+        PyDict_SetItem(self, key, value)
+        self._flags |= _CHANGED
+
+    def __delitem__(self, key):
+        del self._record[key]
+        dict.pop(self, key, None)
+        self._flags |= _CHANGED
+
+    def __contains__(self, key):
+        self._flags |= _ACCESSED
+        return key in self._record
+
+    def __iter__(self):
+        self._flags |= _ACCESSED
+        return iter(list(self._record))
+
+    def __reversed__(self):
+        self._flags |= _ACCESSED
+        return iter(list(self._record)[::-1])
+
+    def __len__(self):
+        self._flags |= _ACCESSED
+        return len(self._record)
+
+    def __bool__(self):
+        return len(self) > 0
+
+    def get(self, key, default=None):
+        """The value for key, or default."""
+        self._flags |= _ACCESSED
+        cdef object record = self._record
+        cdef PyObject* found
+        if type(record) is Session:
+            found = PyDict_GetItem(record, key)
+            return default if found == NULL else <object>found
+        return record.get(key, default)
+
+    def keys(self):
+        """The keys, as of now."""
+        self._flags |= _ACCESSED
+        return dict(self._record).keys()
+
+    def items(self):
+        """The (key, value) pairs, as of now."""
+        self._flags |= _ACCESSED
+        return dict(self._record).items()
+
+    def values(self):
+        """The values, as of now."""
+        self._flags |= _ACCESSED
+        return dict(self._record).values()
+
+    def pop(self, key, default=_MISSING):
+        """Remove key and return its value (or default; KeyError without one)."""
+        self._flags |= _ACCESSED
+        if key in self._record:
+            self._flags |= _MODIFIED
+            dict.pop(self, key, None)
+            return self._record.pop(key) if default is _MISSING else self._record.pop(key, default)
+        if default is _MISSING:
+            raise KeyError(key)
+        return default
+
+    def popitem(self):
+        """Remove and return the last inserted (key, value) pair."""
+        self._flags |= _ACCESSED
+        keys = list(self._record)
+        if not keys:
+            raise KeyError("popitem(): session is empty")
+        key = keys[len(keys) - 1]  # wraparound is off in this module
+        return key, self.pop(key)
+
+    def setdefault(self, key, default=None):
+        """Return self[key], storing default first when key is absent."""
+        self._flags |= _ACCESSED
+        found = self._record.get(key, _MISSING)
+        if found is not _MISSING:
+            return found
+        self[key] = default
+        return default
+
+    def update(self, *args, **kwargs):
+        """Update from a mapping or iterable of pairs and keyword arguments."""
+        new = dict(*args, **kwargs)
+        self._record.update(new)
+        PyDict_Update(self, new)
+        self._flags |= _CHANGED
+
+    def clear(self):
+        """Remove all data."""
+        self._flags |= _ACCESSED
+        dict.clear(self)
+        if len(self._record):
+            self._record.clear()
+            self._flags |= _MODIFIED
+
+    def __ior__(self, other):
+        self.update(other)
+        return self
+
+    def __or__(self, other):
+        return {**self.copy(), **other}
+
+    def copy(self):
+        """A plain dict of the data."""
+        self._flags |= _ACCESSED
+        return dict(self._record)
+
+    def __eq__(self, other):
+        if isinstance(other, RequestSession):
+            other = dict((<RequestSession>other)._record)
+        return dict(self._record) == other
+
+    def __ne__(self, other):
+        return not self == other
+
+    __hash__ = None
+
+    def __reduce__(self):
+        # A copy or pickle of a request's session is its data; ids stay with the store.
+        return (dict, (dict(self._record),))
+
+    def __repr__(self):
+        return f"RequestSession({_short(self._sid)!r}, {dict(self._record)!r})"

@@ -14,19 +14,19 @@ NO_EXTENSIONS = bool(os.environ.get("MEMSESSION_NO_EXTENSIONS")) or (
 )
 
 if TYPE_CHECKING:
-    from ._core import MemoryProvider, Session, is_session_id
+    from ._core import MemoryProvider, RequestSession, Session, is_session_id
 elif NO_EXTENSIONS:
-    from ._core_py import MemoryProvider, Session, is_session_id
+    from ._core_py import MemoryProvider, RequestSession, Session, is_session_id
 else:
     try:
-        from ._core import MemoryProvider, Session, is_session_id
+        from ._core import MemoryProvider, RequestSession, Session, is_session_id
     except ImportError:
-        from ._core_py import MemoryProvider, Session, is_session_id
+        from ._core_py import MemoryProvider, RequestSession, Session, is_session_id
 
 IMPLEMENTATION = "python" if MemoryProvider.__module__.endswith("_core_py") else "cython"
 
-# Both cores' stored sessions are memsession.Session at runtime too.
-_SessionABC.register(Session)
-_SessionABC.register(_core_py.Session)
+# Both cores' sessions, stored and per request, are memsession.Session at runtime too.
+for _type in (Session, _core_py.Session, RequestSession, _core_py.RequestSession):
+    _SessionABC.register(_type)
 
-__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "MemoryProvider", "Session", "is_session_id"]
+__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "MemoryProvider", "RequestSession", "Session", "is_session_id"]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import inspect
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+from ._impl import RequestSession
 from .cookies import ID_LENGTH, CookiePolicy, is_session_id, new_session_id
 from .copying import refill
-from .session import RequestFlag, RequestSession, SessionArg
+from .session import RequestFlag, SessionArg
 
 __all__ = ["AsyncMethods"]
 
@@ -71,8 +72,8 @@ class AsyncMethods:
             for sid in candidates:
                 record = await self._alive(sid)
                 if record is not None:
-                    return RequestSession(record, flags, self)  # type: ignore[arg-type]
-        return RequestSession(self._new(new_session_id()), flags | _FRESH, self)  # type: ignore[arg-type]
+                    return RequestSession(record, flags, self)
+        return RequestSession(self._new(new_session_id()), flags | _FRESH, self)
 
     async def _alive(self, sid: str) -> Any:
         if not is_session_id(sid):

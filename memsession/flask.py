@@ -13,11 +13,11 @@ from flask.json.tag import TaggedJSONSerializer
 from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.wrappers import Request, Response
 
+from ._impl import RequestSession
 from .cookies import session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider
-from .session import RequestSession
 
 __all__ = ["ConfigWarning", "MemsessionInterface", "destroy_session", "init_app", "regenerate_session"]
 

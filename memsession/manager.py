@@ -7,6 +7,7 @@ import math
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
+from ._impl import RequestSession
 from ._impl import Session as _Detached
 from .asyncmanager import AsyncMethods
 from .background import Periodic
@@ -23,7 +24,7 @@ from .registry import (
     get_provider,
 )
 from .seconds import Seconds, seconds
-from .session import RequestFlag, RequestSession, SessionArg
+from .session import RequestFlag, SessionArg
 
 __all__ = ["Manager"]
 

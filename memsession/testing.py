@@ -7,10 +7,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
+from ._impl import RequestSession
 from .ids import short_id
 from .manager import Manager
 from .seconds import seconds
-from .session import RequestSession, Session
+from .session import Session
 
 __all__ = ["FakeClock", "SetCookie", "StartedSession", "find_set_cookie", "parse_set_cookie", "start_session"]
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 from typing import Any, Callable, Iterable, Iterator, Optional
 
+from ._impl import RequestSession
 from .cookies import session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ProviderUnavailableError
 from .manager import Manager
-from .session import RequestSession
 
 __all__ = ["ENVIRON_KEY", "SessionMiddleware"]
 
