@@ -11,7 +11,7 @@ from .cookies import CACHE_CONTROL, session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider
-from .session import RequestFlag
+from .session import ACCESSED
 
 __all__ = ["SessionMiddleware"]
 
@@ -29,7 +29,6 @@ _UNAVAILABLE_START = {
     "headers": [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS],
 }
 _WS_TRY_AGAIN_LATER = 1013
-_ACCESSED = int(RequestFlag.ACCESSED)
 _VARY_COOKIE = (b"vary", b"Cookie")
 _NO_CACHE_SET_COOKIE = (CACHE_CONTROL[0].lower().encode(), CACHE_CONTROL[1].encode())
 _TWO_WEEKS = 14 * 24 * 60 * 60  # Starlette's max_age
@@ -219,7 +218,7 @@ class SessionMiddleware:
                     else:
                         await send({**_UNAVAILABLE_START, "type": message["type"]})
                     return
-                if cookie is not None or session._flags & _ACCESSED:
+                if cookie is not None or session._flags & ACCESSED:
                     message = {**message, "headers": _with_session(message.get("headers", ()), cookie, True)}
             await send(message)
 

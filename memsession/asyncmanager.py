@@ -8,16 +8,9 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from ._impl import RequestSession
 from .cookies import ID_LENGTH, CookiePolicy, is_session_id, new_session_id
 from .copying import refill
-from .session import RequestFlag, SessionArg
+from .session import FRESH, HAD_COOKIE, HTTPS, KILL_COOKIE, MODIFIED, PENDING, SessionArg
 
 __all__ = ["AsyncMethods"]
-
-_PENDING = int(RequestFlag.PENDING)
-_KILL_COOKIE = int(RequestFlag.KILL_COOKIE)
-_HTTPS = int(RequestFlag.HTTPS)
-_HAD_COOKIE = int(RequestFlag.HAD_COOKIE)
-_MODIFIED = int(RequestFlag.MODIFIED)
-_FRESH = int(RequestFlag.PENDING | RequestFlag.NEW)
 
 
 async def _maybe(value: Any) -> Any:
@@ -60,12 +53,12 @@ class AsyncMethods:
         """As session_start, awaiting the store: no store round trip blocks the event loop."""
         if https is not False and https is not True:
             raise TypeError(f"https must be a bool, not {type(https).__name__}")
-        flags = _HTTPS if https else 0
+        flags = HTTPS if https else 0
         if cookie_header is not None:
             if not isinstance(cookie_header, str):
                 raise TypeError(f"cookie_header must be str or None, not {type(cookie_header).__name__}")
             if len(cookie_header) == self._fast_len and cookie_header.startswith(self._prefix):
-                had, candidates = _HAD_COOKIE, [cookie_header[self._fast_len - ID_LENGTH :]]
+                had, candidates = HAD_COOKIE, [cookie_header[self._fast_len - ID_LENGTH :]]
             else:
                 had, candidates = self._candidates(cookie_header)
             flags |= had
@@ -73,7 +66,7 @@ class AsyncMethods:
                 record = await self._alive(sid)
                 if record is not None:
                     return RequestSession(record, flags, self)
-        return RequestSession(self._new(new_session_id()), flags | _FRESH, self)
+        return RequestSession(self._new(new_session_id()), flags | FRESH, self)
 
     async def _alive(self, sid: str) -> Any:
         if not is_session_id(sid):
@@ -92,14 +85,14 @@ class AsyncMethods:
             raise TypeError(f"https must be a bool, not {type(https).__name__}")
         await self._bury(rs)
         flags = rs._flags
-        secure = https or bool(flags & _HTTPS)
+        secure = https or bool(flags & HTTPS)
         record = rs._record
-        if not flags & _PENDING:
-            if flags & _MODIFIED and not len(record):
+        if not flags & PENDING:
+            if flags & MODIFIED and not len(record):
                 await flush(record)  # the deletes first: then the store decides
                 if await self._adestroy_empty(rs._sid):
                     self._detach(rs, kill=True)
-                    rs._flags &= ~_KILL_COOKIE
+                    rs._flags &= ~KILL_COOKIE
                     return self._cookie.expired(secure)
             due = record.last_used - record._cookie_at >= self._refresh
             if due:
@@ -108,11 +101,11 @@ class AsyncMethods:
             return self._format(rs._sid, record, secure) if due and alive else None
         if len(record):
             await self._acommit(rs)
-            rs._flags &= ~(_PENDING | _KILL_COOKIE)
+            rs._flags &= ~(PENDING | KILL_COOKIE)
             rs._record._cookie_at = rs._record.last_used
             return self._format(rs._sid, rs._record, secure)
-        if flags & _KILL_COOKIE:
-            rs._flags = flags & ~_KILL_COOKIE
+        if flags & KILL_COOKIE:
+            rs._flags = flags & ~KILL_COOKIE
             return self._cookie.expired(secure)
         return None
 
@@ -120,7 +113,7 @@ class AsyncMethods:
         """Send what a request wrote after its response started (a websocket's writes)."""
         rs = self._own(session)
         await self._bury(rs)
-        if not rs._flags & _PENDING:
+        if not rs._flags & PENDING:
             await flush(rs._record)
 
     async def _bury(self, rs: RequestSession) -> None:
@@ -128,7 +121,7 @@ class AsyncMethods:
         doomed, rs._doomed = rs._doomed, None
         take = getattr(self._provider, "session_take", None)
         for sid, carried in doomed or ():
-            if carried and take is not None and await take(sid) is None and rs._flags & _PENDING:
+            if carried and take is not None and await take(sid) is None and rs._flags & PENDING:
                 # The session ended meanwhile (a logout elsewhere): what
                 # regenerate carried over must not live on under the new id.
                 self._detach(rs, kill=True)

@@ -24,18 +24,10 @@ from .registry import (
     get_provider,
 )
 from .seconds import Seconds, seconds
-from .session import RequestFlag, SessionArg
+from .session import ACCESSED, FRESH, HAD_COOKIE, HTTPS, KILL_COOKIE, MODIFIED, PENDING, SessionArg
 
 __all__ = ["Manager"]
 
-_PENDING = int(RequestFlag.PENDING)
-_KILL_COOKIE = int(RequestFlag.KILL_COOKIE)
-_HTTPS = int(RequestFlag.HTTPS)
-_HAD_COOKIE = int(RequestFlag.HAD_COOKIE)
-_MODIFIED = int(RequestFlag.MODIFIED)
-_ACCESSED = int(RequestFlag.ACCESSED)
-_NEW = int(RequestFlag.NEW)
-_FRESH = _PENDING | _NEW
 
 # A request looks up at most this many distinct well-formed ids from its
 # Cookie header (a stale path cookie and a forged one beside the live one),
@@ -162,14 +154,14 @@ class Manager(AsyncMethods):
             raise TypeError("this Manager's provider is async: await asession_start() instead")
         if https is not False and https is not True:
             raise TypeError(f"https must be a bool, not {type(https).__name__}")
-        flags = _HTTPS if https else 0
+        flags = HTTPS if https else 0
         if cookie_header is not None:
             if type(cookie_header) is not str and not isinstance(cookie_header, str):
                 raise TypeError(f"cookie_header must be str or None, not {type(cookie_header).__name__}")
             # The common case, one cookie that is ours, needs no parser.
             if len(cookie_header) == self._fast_len and cookie_header.startswith(self._prefix):
                 record = self._live(cookie_header[self._fast_len - ID_LENGTH :])
-                flags |= _HAD_COOKIE
+                flags |= HAD_COOKIE
             else:
                 record = None
                 had, candidates = self._candidates(cookie_header)
@@ -180,14 +172,14 @@ class Manager(AsyncMethods):
                         break
             if record is not None:
                 return RequestSession(record, flags, self)
-        return RequestSession(self._new(new_session_id()), flags | _FRESH, self)
+        return RequestSession(self._new(new_session_id()), flags | FRESH, self)
 
     def _candidates(self, cookie_header: str) -> tuple[int, list[str]]:
         """HAD_COOKIE if the header names our cookie, and the first distinct ids to look up."""
         had = 0
         found: list[str] = []
         for sid in cookie_values(cookie_header, self._cookie.name):
-            had = _HAD_COOKIE
+            had = HAD_COOKIE
             if sid not in found and is_session_id(sid):
                 found.append(sid)
                 if len(found) == MAX_LOOKUPS:
@@ -226,12 +218,12 @@ class Manager(AsyncMethods):
         if https is not False and https is not True:
             raise TypeError(f"https must be a bool, not {type(https).__name__}")
         flags = rs._flags
-        secure = https or bool(flags & _HTTPS)
+        secure = https or bool(flags & HTTPS)
         record = rs._record
-        if not flags & _PENDING:
-            if flags & _MODIFIED and not len(record) and self._destroy_empty(rs._sid):
+        if not flags & PENDING:
+            if flags & MODIFIED and not len(record) and self._destroy_empty(rs._sid):
                 self._detach(rs, kill=True)  # emptied: as good as logged out
-                rs._flags &= ~_KILL_COOKIE
+                rs._flags &= ~KILL_COOKIE
                 return self._cookie.expired(secure)
             if record.last_used - record._cookie_at < self._refresh:
                 return None
@@ -241,11 +233,11 @@ class Manager(AsyncMethods):
             return self._format(rs._sid, record, secure)
         if len(record):
             self._commit(rs)
-            rs._flags &= ~(_PENDING | _KILL_COOKIE)
+            rs._flags &= ~(PENDING | KILL_COOKIE)
             rs._record._cookie_at = rs._record.last_used
             return self._format(rs._sid, rs._record, secure)
-        if flags & _KILL_COOKIE:
-            rs._flags = flags & ~_KILL_COOKIE
+        if flags & KILL_COOKIE:
+            rs._flags = flags & ~KILL_COOKIE
             return self._cookie.expired(secure)
         return None
 
@@ -293,18 +285,18 @@ class Manager(AsyncMethods):
     def _detach(self, rs: RequestSession, *, kill: bool, keep: Any = None) -> None:
         """Move this request to a new, unsaved record (holding a copy of keep's data)."""
         flags = rs._flags
-        if kill and (not flags & _PENDING or flags & _HAD_COOKIE):
-            flags |= _KILL_COOKIE
+        if kill and (not flags & PENDING or flags & HAD_COOKIE):
+            flags |= KILL_COOKIE
         record = self._new(new_session_id())
         if keep is not None:
             refill(record, keep)
         rs._attach(record)
-        rs._flags = (flags & ~_MODIFIED) | _FRESH | _ACCESSED
+        rs._flags = (flags & ~MODIFIED) | FRESH | ACCESSED
 
     def session_destroy(self, session: SessionArg) -> None:
         """End the session for every request; this response expires the cookie."""
         rs = self._own(session)
-        if not rs._flags & _PENDING:
+        if not rs._flags & PENDING:
             self._kill(rs, rs._sid)
         self._detach(rs, kill=True)
 
@@ -323,7 +315,7 @@ class Manager(AsyncMethods):
         """
         rs = self._own(session)
         keep = rs._record
-        if not rs._flags & _PENDING:
+        if not rs._flags & PENDING:
             if self._async:
                 self._kill(rs, rs._sid, carried=True)  # taken as the response starts
             elif self._take is not None:

@@ -66,3 +66,14 @@ class RequestFlag(enum.IntFlag):
     MODIFIED = 16  # this request changed the data
     ACCESSED = 32  # this request read or changed the data
     NEW = 64  # the session began during this request (fresh, regenerated or destroyed)
+
+
+# The bits as plain ints, for the request path (cheaper than the enum's members).
+PENDING = int(RequestFlag.PENDING)
+KILL_COOKIE = int(RequestFlag.KILL_COOKIE)
+HTTPS = int(RequestFlag.HTTPS)
+HAD_COOKIE = int(RequestFlag.HAD_COOKIE)
+MODIFIED = int(RequestFlag.MODIFIED)
+ACCESSED = int(RequestFlag.ACCESSED)
+NEW = int(RequestFlag.NEW)
+FRESH = PENDING | NEW  # a session that began in this request and is not stored yet
