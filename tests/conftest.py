@@ -64,19 +64,27 @@ def redis_server() -> Iterator[Any]:
 
 
 @pytest.fixture
-def redis_provider(redis_server: Any, clock: FakeClock) -> Iterator[Any]:
+def running_redis(redis_server: Any) -> Iterator[Any]:
+    """The shared redis-server, running now, and running again after the test (which may stop it)."""
+    if redis_server.proc is None:
+        redis_server.start()
+    yield redis_server
+    if redis_server.proc is None:
+        redis_server.start()
+
+
+@pytest.fixture
+def redis_provider(running_redis: Any, clock: FakeClock) -> Iterator[Any]:
     """A RedisProvider on the fake clock, under a prefix of its own."""
     from memsession.redis import RedisProvider
 
-    if redis_server.proc is None:
-        redis_server.start()
-    provider = RedisProvider(redis_server.url, prefix=f"t-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0)
+    provider = RedisProvider(running_redis.url, prefix=f"t-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0)
     yield provider
     provider.close()
 
 
 @pytest.fixture
-def async_redis_provider(redis_server: Any, clock: FakeClock) -> Iterator[Any]:
+def async_redis_provider(running_redis: Any, clock: FakeClock) -> Iterator[Any]:
     """An AsyncRedisProvider on the fake clock, under a prefix of its own.
 
     Made outside any event loop: it connects lazily, in each loop that uses
@@ -86,10 +94,8 @@ def async_redis_provider(redis_server: Any, clock: FakeClock) -> Iterator[Any]:
     """
     from memsession.redis import AsyncRedisProvider
 
-    if redis_server.proc is None:
-        redis_server.start()
     provider = AsyncRedisProvider(
-        redis_server.url, prefix=f"ta-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0
+        running_redis.url, prefix=f"ta-{uuid.uuid4().hex[:8]}:", clock=clock, timeout=2.0
     )
     yield provider
     asyncio.run(provider.aclose())

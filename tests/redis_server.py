@@ -6,7 +6,7 @@ import shutil
 import socket
 import subprocess
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 from .system_deps import ensure_program
 
@@ -84,3 +84,12 @@ class LocalRedis:
 def RedisServer() -> LocalRedis:  # noqa: N802 - reads as the class it builds
     """A stopped LocalRedis running Debian's redis-server (installed if needed)."""
     return LocalRedis(ensure_program("redis-server", "redis-server"))
+
+
+def eventually(check: Callable[[], bool], what: str) -> None:
+    """Wait (for a real redis-server to notice a closed socket) until check() holds."""
+    deadline = time.monotonic() + 10
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        time.sleep(0.01)

@@ -14,7 +14,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import pytest
 from starlette.applications import Starlette
@@ -29,6 +29,8 @@ from memsession import Manager, MemoryProvider
 from memsession.asgi import SessionMiddleware
 from memsession.testing import FakeClock, find_set_cookie
 
+from .redis_server import eventually
+
 redis_py = pytest.importorskip("redis")
 from memsession.redis import AsyncRedisProvider  # noqa: E402
 
@@ -37,23 +39,10 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:uvicorn")
 COOKIE = "sid"
 
 
-def eventually(check: Callable[[], bool], what: str) -> None:
-    """Wait (for a real redis-server to notice a closed socket) until check() holds."""
-    deadline = time.monotonic() + 10
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
-def server(redis_server: Any) -> Iterator[Any]:
-    """The shared redis-server, running now and running again after the test."""
-    if redis_server.proc is None:
-        redis_server.start()
-    yield redis_server
-    if redis_server.proc is None:
-        redis_server.start()
+def server(running_redis: Any) -> Any:
+    """The shared redis-server, running (tests here stop and start it)."""
+    return running_redis
 
 
 class Store:

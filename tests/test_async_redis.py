@@ -11,7 +11,6 @@ import asyncio
 import gc
 import inspect
 import threading
-import time
 import traceback
 import uuid
 from collections.abc import Awaitable, Iterator
@@ -23,6 +22,8 @@ import memsession
 from memsession import Manager, ProviderUnavailableError
 from memsession.testing import FakeClock
 
+from .redis_server import eventually
+
 redis_py = pytest.importorskip("redis")
 import redis.asyncio as redis_aio  # noqa: E402
 
@@ -33,23 +34,10 @@ OTHER = "b" * 42 + "Q"
 PASSWORD = "Pw-7f3c9d1e-never-shown"
 
 
-def eventually(check: Callable[[], bool], what: str) -> None:
-    """Wait (for a real redis-server to notice a closed socket) until check() holds."""
-    deadline = time.monotonic() + 10
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting until {what}")
-        time.sleep(0.01)
-
-
 @pytest.fixture
-def server(redis_server: Any) -> Iterator[Any]:
-    """The shared redis-server, running now and running again after the test."""
-    if redis_server.proc is None:
-        redis_server.start()
-    yield redis_server
-    if redis_server.proc is None:
-        redis_server.start()
+def server(running_redis: Any) -> Any:
+    """The shared redis-server, running (tests here stop and start it)."""
+    return running_redis
 
 
 @pytest.fixture

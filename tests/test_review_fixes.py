@@ -52,16 +52,6 @@ def stored_data(manager: Manager, sid: str) -> Optional[dict[str, Any]]:
 
 
 @pytest.fixture
-def live_redis(redis_server: Any) -> Iterator[Any]:
-    """The shared redis-server: running now, and running again after the test."""
-    if redis_server.proc is None:
-        redis_server.start()
-    yield redis_server
-    if redis_server.proc is None:
-        redis_server.start()
-
-
-@pytest.fixture
 def any_manager(any_provider: Any) -> Iterator[Manager]:
     """A Manager over each provider in turn: both memory cores, then Redis."""
     with Manager(any_provider, COOKIE, 100) as m:
@@ -289,10 +279,10 @@ def test_wsgi_generator_body_writing_before_its_first_chunk_sets_the_cookie(mana
     assert stored_data(manager, set_cookie.value) == {"user": "bob"}
 
 
-def test_wsgi_generator_store_failure_before_first_chunk_is_503(live_redis: Any) -> None:
+def test_wsgi_generator_store_failure_before_first_chunk_is_503(running_redis: Any) -> None:
     from memsession.redis import RedisProvider
 
-    provider = RedisProvider(live_redis.url, prefix=f"rg-{uuid.uuid4().hex[:8]}:", timeout=1.0)
+    provider = RedisProvider(running_redis.url, prefix=f"rg-{uuid.uuid4().hex[:8]}:", timeout=1.0)
     try:
         with Manager(provider, COOKIE, 100) as manager:
             sid = seeded(manager, n=1)
@@ -302,7 +292,7 @@ def test_wsgi_generator_store_failure_before_first_chunk_is_503(live_redis: Any)
                 session = environ[ENVIRON_KEY]
 
                 def body() -> Iterator[bytes]:
-                    live_redis.stop()  # the store goes down mid-request
+                    running_redis.stop()  # the store goes down mid-request
                     session["n"] = session.get("n", 0) + 1  # reaches Redis at once: fails
                     yield b"n=2"
 
@@ -312,8 +302,8 @@ def test_wsgi_generator_store_failure_before_first_chunk_is_503(live_redis: Any)
                 with serving(SessionMiddleware(app, manager)) as base:
                     status, headers, body = http_get(base, "/", f"{COOKIE}={sid}")
             finally:
-                if live_redis.proc is None:
-                    live_redis.start()
+                if running_redis.proc is None:
+                    running_redis.start()
     finally:
         provider.close()
     assert status == 503, body
@@ -401,14 +391,14 @@ def test_read_only_traffic_reclaims_abandoned_sessions_with_default_settings(
 # -- 6. Flask: an early before_request hook never meets a NullSession -------------
 
 
-def test_flask_hook_registered_before_init_app_gets_503_when_the_store_is_down(live_redis: Any) -> None:
+def test_flask_hook_registered_before_init_app_gets_503_when_the_store_is_down(running_redis: Any) -> None:
     flask = pytest.importorskip("flask")
     import redis as redis_py
     from flask.sessions import NullSession
 
     import memsession.flask as msflask
 
-    client = redis_py.Redis.from_url(live_redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+    client = redis_py.Redis.from_url(running_redis.url, socket_timeout=1.0, socket_connect_timeout=1.0)
     app = flask.Flask(__name__)
     app.config.update(
         SESSION_TYPE="redis",
@@ -442,11 +432,11 @@ def test_flask_hook_registered_before_init_app_gets_503_when_the_store_is_down(l
             assert cookie is not None
             assert http_get(base, "/private", f"session={cookie.value}")[:3:2] == (200, "hello alice")
             seen.clear()
-            live_redis.stop()
+            running_redis.stop()
             try:
                 status, headers, body = http_get(base, "/private", f"session={cookie.value}")
             finally:
-                live_redis.start()
+                running_redis.start()
     finally:
         client.close()
     assert status == 503, body
@@ -457,10 +447,10 @@ def test_flask_hook_registered_before_init_app_gets_503_when_the_store_is_down(l
 # -- 7. Redis replies meaning "cannot serve now" are 503; others propagate --------
 
 
-def test_redis_out_of_memory_is_503_with_retry_after_not_500(live_redis: Any) -> None:
+def test_redis_out_of_memory_is_503_with_retry_after_not_500(running_redis: Any) -> None:
     from memsession.redis import RedisProvider
 
-    provider = RedisProvider(live_redis.url, prefix=f"ro-{uuid.uuid4().hex[:8]}:", timeout=2.0)
+    provider = RedisProvider(running_redis.url, prefix=f"ro-{uuid.uuid4().hex[:8]}:", timeout=2.0)
     client = provider.client
     policy = client.config_get("maxmemory-policy").get("maxmemory-policy", "noeviction")
 
@@ -494,13 +484,13 @@ def test_redis_out_of_memory_is_503_with_retry_after_not_500(live_redis: Any) ->
         assert headers.get_all("Set-Cookie") is None
 
 
-def test_other_redis_error_replies_still_propagate(live_redis: Any) -> None:
+def test_other_redis_error_replies_still_propagate(running_redis: Any) -> None:
     import redis as redis_py
 
     from memsession.redis import RedisProvider
 
     prefix = f"rw-{uuid.uuid4().hex[:8]}:"
-    provider = RedisProvider(live_redis.url, prefix=prefix, timeout=2.0)
+    provider = RedisProvider(running_redis.url, prefix=prefix, timeout=2.0)
     sid = new_session_id()
     provider.client.set(prefix + sid, "not a hash")  # WRONGTYPE for every session command
 

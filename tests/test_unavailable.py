@@ -39,18 +39,8 @@ def fetch(base: str, path: str, sid: Optional[str] = None) -> tuple[int, Any, st
 
 
 @pytest.fixture
-def stoppable_redis(redis_server: Any) -> Iterator[Any]:
-    """The shared redis-server, running now and running again after the test."""
-    if redis_server.proc is None:
-        redis_server.start()
-    yield redis_server
-    if redis_server.proc is None:
-        redis_server.start()
-
-
-@pytest.fixture
-def redis_manager(stoppable_redis: Any) -> Iterator[Manager]:
-    provider = RedisProvider(stoppable_redis.url, prefix=f"u-{uuid.uuid4().hex[:8]}:", timeout=1.0)
+def redis_manager(running_redis: Any) -> Iterator[Manager]:
+    provider = RedisProvider(running_redis.url, prefix=f"u-{uuid.uuid4().hex[:8]}:", timeout=1.0)
     with Manager(provider, COOKIE, 100) as manager:
         yield manager
     provider.close()
@@ -137,10 +127,10 @@ STACKS: dict[str, tuple[Callable[[Manager, Any], Any], Any]] = {
 
 @pytest.mark.parametrize("stack", sorted(STACKS))
 def test_a_store_failure_inside_the_view_is_a_503_with_retry_after(
-    redis_manager: Manager, stoppable_redis: Any, stack: str
+    redis_manager: Manager, running_redis: Any, stack: str
 ) -> None:
     build, serve = STACKS[stack]
-    with serve(build(redis_manager, stoppable_redis)) as base:
+    with serve(build(redis_manager, running_redis)) as base:
         status, headers, body = fetch(base, "/seed")
         cookie = find_set_cookie(headers.get_all("Set-Cookie") or [], COOKIE)
         assert (status, body) == (200, "n=1") and cookie is not None
@@ -148,13 +138,13 @@ def test_a_store_failure_inside_the_view_is_a_503_with_retry_after(
         assert fetch(base, "/write", sid)[::2] == (200, "n=2")  # the store works
 
         status, headers, body = fetch(base, "/write?stop=1", sid)  # Redis goes away mid-request
-        assert stoppable_redis.proc is None
+        assert running_redis.proc is None
         assert status == 503, body
         assert headers["Retry-After"] == "1"
         assert "unavailable" in body
         assert headers.get_all("Set-Cookie") is None  # neither a new session nor a logout
 
-        stoppable_redis.start()  # back, empty (no persistence)
+        running_redis.start()  # back, empty (no persistence)
         status, headers, body = fetch(base, "/write", sid)
         assert (status, body) == (200, "n=1")  # the dead id gives a fresh session
         fresh = find_set_cookie(headers.get_all("Set-Cookie") or [], COOKIE)
