@@ -6,6 +6,7 @@ from typing import Any, Optional
 from .session import Session as _SessionABC
 
 def is_session_id(value: object) -> bool: ...
+def readable(fd: int) -> bool: ...
 
 class Session(dict[Any, Any], _SessionABC):
     """A stored session: a dict of its data plus its id and timestamps."""

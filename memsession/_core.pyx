@@ -75,6 +75,32 @@ def is_session_id(value):
     return (memsession_id_chars[data[42]] & 2) != 0
 
 
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static int memsession_readable(long long fd) { (void)fd; return -1; }
+    #else
+    #include <poll.h>
+    static int memsession_readable(long long fd) {
+        struct pollfd p;
+        p.fd = (int)fd;
+        p.events = POLLIN;
+        p.revents = 0;
+        return poll(&p, 1, 0);
+    }
+    #endif
+    """
+    int memsession_readable(long long fd) nogil
+
+
+def readable(long long fd):
+    """True when the socket fd has data (or an error, or EOF) to read now; never blocks.
+
+    Where the platform has no poll() it answers True, and the caller reads.
+    """
+    return memsession_readable(fd) != 0
+
+
 cdef inline str _check_sid(object sid):
     """Return sid as an exact str, or raise TypeError/ValueError."""
     if type(sid) is not str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import select
 import struct
 import threading
 import time
@@ -14,12 +15,26 @@ from typing import Any, Optional
 _FLOAT32 = struct.Struct("f")
 # 43 base64 characters carry 258 bits: the last holds 4 bits and two zero
 # bits, so only 16 characters can end an id memsession issued.
+_poll = getattr(select, "poll", None)
+_POLLIN = getattr(select, "POLLIN", 1)
 _ID = re.compile(r"[A-Za-z0-9_-]{42}[AEIMQUYcgkosw048]")
 
 
 def is_session_id(value: object) -> bool:
     """True when value has exactly the shape of an id memsession issues."""
     return type(value) is str and len(value) == 43 and _ID.fullmatch(value) is not None
+
+
+def readable(fd: int) -> bool:
+    """True when the socket fd has data (or an error, or EOF) to read now; never blocks.
+
+    Where the platform has no poll() it answers True, and the caller reads.
+    """
+    if _poll is None:
+        return True
+    poller = _poll()
+    poller.register(fd, _POLLIN)
+    return bool(poller.poll(0))
 
 
 def _check_sid(sid: object) -> str:

@@ -14,14 +14,14 @@ NO_EXTENSIONS = bool(os.environ.get("MEMSESSION_NO_EXTENSIONS")) or (
 )
 
 if TYPE_CHECKING:
-    from ._core import MemoryProvider, RequestSession, Session, is_session_id
+    from ._core import MemoryProvider, RequestSession, Session, is_session_id, readable
 elif NO_EXTENSIONS:
-    from ._core_py import MemoryProvider, RequestSession, Session, is_session_id
+    from ._core_py import MemoryProvider, RequestSession, Session, is_session_id, readable
 else:
     try:
-        from ._core import MemoryProvider, RequestSession, Session, is_session_id
+        from ._core import MemoryProvider, RequestSession, Session, is_session_id, readable
     except ImportError:
-        from ._core_py import MemoryProvider, RequestSession, Session, is_session_id
+        from ._core_py import MemoryProvider, RequestSession, Session, is_session_id, readable
 
 IMPLEMENTATION = "python" if MemoryProvider.__module__.endswith("_core_py") else "cython"
 
@@ -29,4 +29,12 @@ IMPLEMENTATION = "python" if MemoryProvider.__module__.endswith("_core_py") else
 for _type in (Session, _core_py.Session, RequestSession, _core_py.RequestSession):
     _SessionABC.register(_type)
 
-__all__ = ["IMPLEMENTATION", "NO_EXTENSIONS", "MemoryProvider", "RequestSession", "Session", "is_session_id"]
+__all__ = [
+    "IMPLEMENTATION",
+    "NO_EXTENSIONS",
+    "MemoryProvider",
+    "RequestSession",
+    "Session",
+    "is_session_id",
+    "readable",
+]

@@ -12,6 +12,7 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError("memsession.redis needs the redis package: pip install 'memsession[redis]'") from exc
 
 from .aio import AsyncRedisProvider
+from .cached import CachedRedisProvider, CachedRedisSession
 from .provider import RedisProvider
 from .serializers import JSONSerializer, Serializer
 from .session import AsyncRedisSession, RedisSession
@@ -19,6 +20,8 @@ from .session import AsyncRedisSession, RedisSession
 __all__ = [
     "AsyncRedisProvider",
     "AsyncRedisSession",
+    "CachedRedisProvider",
+    "CachedRedisSession",
     "JSONSerializer",
     "RedisProvider",
     "RedisSession",

@@ -2,7 +2,18 @@
 
 from __future__ import annotations
 
-__all__ = ["CLEAR", "CREATE", "DATA", "DESTROY_IF_EMPTY", "READ", "TAKE", "TOUCH", "WRITE"]
+__all__ = [
+    "CACHED_READ",
+    "CACHED_TOUCH",
+    "CLEAR",
+    "CREATE",
+    "DATA",
+    "DESTROY_IF_EMPTY",
+    "READ",
+    "TAKE",
+    "TOUCH",
+    "WRITE",
+]
 
 DATA = "d:"
 CREATE = """
@@ -59,4 +70,38 @@ local all = redis.call('HGETALL', KEYS[1])
 if #all == 0 then return false end
 redis.call('DEL', KEYS[1])
 return all
+"""
+
+# The near cache (CachedRedisProvider) keeps a session's last use in a second
+# key, KEYS[2], outside the tracked prefixes: recording a use must not
+# invalidate every worker's copy of the hash. The hash's own TTL is pushed
+# out only once less than ttl - refresh of it is left, i.e. at most once per
+# refresh interval. ARGV: now, idle limit (-1: none), ttl ms, refresh ms.
+CACHED_READ = """
+local all = redis.call('HGETALL', KEYS[1])
+if #all == 0 then return false end
+local now = tonumber(ARGV[1])
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+for i = 1, #all, 2 do
+  if all[i] == 'm:u' then used = math.max(used, tonumber(all[i + 1])) end
+end
+if tonumber(ARGV[2]) >= 0 and now - used > tonumber(ARGV[2]) then
+  redis.call('DEL', KEYS[1], KEYS[2])
+  return 0
+end
+redis.call('SET', KEYS[2], tostring(math.max(now, used)), 'PX', ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) - tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return all
+"""
+# A use served from a worker's memory, recorded. ARGV: now, ttl ms, refresh ms.
+CACHED_TOUCH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local used = tonumber(redis.call('GET', KEYS[2]) or '0')
+redis.call('SET', KEYS[2], tostring(math.max(tonumber(ARGV[1]), used)), 'PX', ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
 """
