@@ -13,11 +13,14 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
 
 from .aio import AsyncRedisProvider
 from .cached import CachedRedisProvider, CachedRedisSession
+from .cached_aio import AsyncCachedRedisProvider, AsyncCachedRedisSession
 from .provider import RedisProvider
 from .serializers import JSONSerializer, Serializer
 from .session import AsyncRedisSession, RedisSession
 
 __all__ = [
+    "AsyncCachedRedisProvider",
+    "AsyncCachedRedisSession",
     "AsyncRedisProvider",
     "AsyncRedisSession",
     "CachedRedisProvider",
