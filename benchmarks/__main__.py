@@ -28,7 +28,10 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument(
         "--redis",
         metavar="URL",
-        help="Redis for the Redis group (default: a private redis-server if one is installed)",
+        nargs="?",
+        const="",
+        help="Redis for the Redis groups (default: a private redis-server if one is installed; "
+        "--redis without a URL: a private one, an error when none can be started)",
     )
     return parser.parse_args(argv)
 
@@ -37,6 +40,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run, print the table, write the files asked for; 1 if --check and a bar is missed."""
     args = parse(argv)
     url, server = start_redis(args.redis)
+    if url is None and args.redis is not None:
+        print("python -m benchmarks: --redis: no redis-server could be started", file=sys.stderr)
+        return 2
     try:
         results = run(args.quick, Progress(), url)
     finally:

@@ -15,8 +15,9 @@ LOG_SPREAD = 30.0
 
 
 def _color(name: str) -> str:
-    """memsession's bars (its Redis provider's too) in blue, the peers' and floors' in grey."""
-    return OURS if "memsession" in name or name.startswith("RedisProvider") else PEER
+    """memsession's bars (its named providers' too) in blue, the peers' and floors' in grey."""
+    ours = ("RedisProvider", "CachedRedisProvider", "MemoryProvider")
+    return OURS if "memsession" in name or name.startswith(ours) else PEER
 
 
 def _group_panel(ax: Any, group: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from .store import (
     read_group,
 )
 from .web import asgi_group, flask_group, wsgi_group
+from .workers import KINDS, WorkersGroup, workers_group
 
 __all__ = ["Bar", "Sizes", "report", "run", "sizes"]
 
@@ -112,6 +113,7 @@ def run(
 
         groups.append(redis_group(redis_url, size.redis_sessions, size.requests))
         groups.append(latency_group(redis_url, quick))
+        groups.append(workers_group(redis_url, quick))
     for group in groups:
         try:
             if group.candidates:
@@ -150,6 +152,15 @@ def run(
         sync_slow, async_slow = (c.name for c in latency.candidates[2:])
         text = "event loop: async / sync requests/s, Redis +20 ms"
         bars.append(Bar("asgi-latency", async_slow, sync_slow, True, 5.0, text))
+    if "redis" in by_key:
+        from .redisbench import NEAR_MIX, NEAR_READ, REDIS_MIX
+
+        text = "near cache read: cached / memory provider time"
+        bars.append(Bar("redis", NEAR_READ, f"{ours} read", False, 5.0, text))
+        bars.append(Bar("redis", NEAR_MIX, REDIS_MIX, False, 0.2, "10:1 mix: cached / RedisProvider time"))
+    if "workers" in by_key:
+        text = "gunicorn -w 4, 10:1: cached / Redis requests/s"
+        bars.append(Bar("workers", KINDS["cached"], KINDS["redis"], True, 2.0, text))
     for bar in bars:
         group = by_key[bar.group]
         if bar.ours in group.times and bar.peer in group.times:
@@ -173,6 +184,11 @@ def run(
                 "median_seconds": {c.name: g.median(c.name) for c in g.candidates},
                 "times": g.times,
                 **({"requests_per_second": g.rps()} if isinstance(g, LatencyGroup) else {}),
+                **(
+                    {"requests_per_second_range": g.spread(), "notes": g.notes()}
+                    if isinstance(g, WorkersGroup)
+                    else {}
+                ),
             }
             for g in groups
             if g.candidates
@@ -203,9 +219,13 @@ def report(results: dict[str, Any]) -> str:
         base = next(iter(medians.values()))
         lines.append(g["title"])
         rps = g.get("requests_per_second", {})
+        spread = g.get("requests_per_second_range", {})
         for name, seconds in medians.items():
             line = f"  {name:<44} {format_seconds(seconds):>10}/op  {seconds / base:6.2f}x"
-            lines.append(line + (f"  {rps[name]:8,.0f} requests/s" if name in rps else ""))
+            line += f"  {rps[name]:8,.0f} requests/s" if name in rps else ""
+            lines.append(line + (" ({:,.0f}-{:,.0f})".format(*spread[name]) if name in spread else ""))
+        for name, note in g.get("notes", {}).items():
+            lines.append(f"    {name}: {note}")
         lines.append("")
     lines.append("memory, bytes per session holding {'user_id': 1} (id strings excluded)")
     for kind, per_size in results["memory_bytes_per_session"].items():

@@ -1,4 +1,4 @@
-"""Redis provider round trips next to the memory provider, against a private redis-server."""
+"""Redis provider round trips next to the memory provider and the near cache, on a private redis-server."""
 
 from __future__ import annotations
 
@@ -15,7 +15,17 @@ from .runner import Candidate
 pytest.importorskip("redis")
 from .redisbench import redis_group  # noqa: E402
 
-CASES = ["memory read", "memory read + write", "redis read", "redis read + write", "ping"]
+CASES = [
+    "memory read",
+    "memory read + write",
+    "memory 10:1 mix",
+    "redis read",
+    "redis read + write",
+    "redis 10:1 mix",
+    "near cache read",
+    "near cache 10:1 mix",
+    "ping",
+]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +39,7 @@ def group() -> Iterator[Any]:
     group = redis_group(server.url, SIZES.redis_sessions, SIZES.requests)
     yield group
     if group.cleanup is not None:
-        group.cleanup()
+        group.cleanup()  # also checks that the near cache's timed reads were local
     server.stop()
 
 

@@ -8,13 +8,13 @@ from typing import Any, Callable, Optional, Union
 
 import redis as redis_py
 
-from .._impl import readable
 from ..ids import check_sid
 from . import scripts
-from .near import _INF, META, PLAIN_ONLY, RECORDED, SESSION, NearCache, Unrecorded
+from .near import _INF, META, PLAIN_ONLY, RECORDED, SESSION, NearCache, Unrecorded, trackable
 from .provider import RedisProvider
 from .serializers import Serializer
 from .session import RedisSession
+from .tracking import POLL_GAP, local_writes
 
 __all__ = ["CachedRedisProvider", "CachedRedisSession"]
 
@@ -55,14 +55,20 @@ class CachedRedisProvider(NearCache, RedisProvider):
     that push before it sends the writer its reply, so by the time a request
     that wrote has been answered and the user's next request reaches any
     worker, the invalidation is on that worker's tracking socket; each read
-    drains the socket (a non-blocking poll) before it may use a local copy.
+    drains the socket (a non-blocking poll) before it may use a local copy
+    (skipped when a poll found it empty less than 20 µs ago and this
+    process wrote nothing since: no request can follow a completed write
+    of another process that fast).
     A Redis read that an invalidation for the same key overtook is served
     but not kept. A write also drops the writer's own copy at once.
 
-    When the tracking connection breaks (Redis restarted, a cut network: a
-    PING unanswered for a heartbeat), the whole near cache is dropped and
+    When the tracking connection breaks, the whole near cache is dropped and
     every read goes to Redis until the connection is back; it is retried at
-    most once per heartbeat.
+    most once per heartbeat. A closed connection (Redis restarted) is seen
+    by the next read. A silent one (a cut network) is seen when a PING sent
+    once per heartbeat goes unanswered for max(heartbeat, timeout): until
+    then, at most that long, a worker may serve a copy another worker has
+    changed meanwhile.
 
     Expiry: a local copy is served only while its idle time, counted from
     the latest use this worker knows of, is within the lifetime; otherwise
@@ -111,12 +117,16 @@ class CachedRedisProvider(NearCache, RedisProvider):
         else:
             limit = self._limit(max_lifetime)
         tracker = self._tracker
+        now = _monotonic()
         # Tracker.quiet() inlined: this is the path of every local hit.
         if (
             tracker._sock is not None
-            and not readable(tracker._fd)
+            and now < tracker._next_ping
+            and (
+                (now - tracker._polled < POLL_GAP and tracker._writes == local_writes[0])
+                or tracker.polled_empty(now)
+            )
             and not tracker._busy
-            and _monotonic() < tracker._next_ping
         ):
             entry: Any = self._cache.session_read(sid, limit)
             if entry is None:
@@ -143,20 +153,22 @@ class CachedRedisProvider(NearCache, RedisProvider):
 
     def _record(self, session: RedisSession, max_lifetime: Optional[float]) -> Optional[RedisSession]:
         """Record a use served from memory in Redis (once per refresh interval per session)."""
-        ttl = self._read_args(max_lifetime)[2]
-        if not self._run(self._cached_touch, session._sid, [repr(session._last_used), ttl, self._refresh_ms]):
+        ttls = self._script_args(max_lifetime)[2:]
+        if not self._run(self._cached_touch, session._sid, [repr(session._last_used), *ttls]):
             self._forget(session._sid)
             return None
         return session
 
     def _fetch(self, sid: str, max_lifetime: Optional[float]) -> Optional[RedisSession]:
         """Read from Redis, and keep a copy unless an invalidation overtook the reply."""
-        args = self._read_args(max_lifetime)
+        if not trackable(sid):
+            return None
+        args = self._script_args(max_lifetime)
         epoch = self._begin_fetch(sid)
         loaded = None
         try:
             self._fetched += 1
-            reply = self._run(self._cached_read, sid, [*args, self._refresh_ms])
+            reply = self._run(self._cached_read, sid, args)
             loaded = self._load(sid, reply) if reply else None
             if loaded is not None:
                 loaded._last_used = float(args[0])
@@ -164,20 +176,13 @@ class CachedRedisProvider(NearCache, RedisProvider):
             self._end_fetch(sid, epoch, loaded)
         return loaded
 
-    def _read_args(self, max_lifetime: Optional[float]) -> list[Any]:
-        args = super()._read_args(max_lifetime)
-        # Covers the uses this worker records late, so Redis never drops a
-        # session that is within its lifetime.
-        args[2] = int(args[2]) + self._refresh_ms
-        return args
-
     def session_update(self, sid: str) -> bool:
         """Mark the session used now (recorded in Redis); False when sid is unknown."""
         sid = check_sid(sid)
-        now = self.now()
-        return bool(
-            self._run(self._cached_touch, sid, [repr(now), self._ttl_ms + self._refresh_ms, self._refresh_ms])
-        )
+        return bool(self._run(self._cached_touch, sid, [repr(self.now()), *self._script_args(None)[2:]]))
+
+    def _create_args(self, session: RedisSession, now: float) -> list[Any]:
+        return self._hash_ttl(session._sid, super()._create_args(session, now))
 
     def session_destroy(self, sid: str) -> None:
         """Delete the session everywhere; nothing happens when sid is unknown."""

@@ -10,7 +10,7 @@ from redis.connection import parse_url
 
 from ..ids import check_sid
 from .aio import AsyncRedisProvider, _Connection
-from .near import NearCache, Unrecorded
+from .near import NearCache, Unrecorded, trackable
 from .scripts import CACHED_READ, CACHED_TOUCH
 from .serializers import Serializer
 from .session import AsyncRedisSession, RedisSession
@@ -97,19 +97,21 @@ class AsyncCachedRedisProvider(NearCache, AsyncRedisProvider):
                 await asyncio.get_running_loop().run_in_executor(None, self._reconnect)
         if isinstance(found, Unrecorded):
             session = found.session
-            ttl = self._read_args(max_lifetime)[2]
-            if not await self._script(CACHED_TOUCH, sid, [repr(session._last_used), ttl, self._refresh_ms]):
+            ttls = self._script_args(max_lifetime)[2:]
+            if not await self._script(CACHED_TOUCH, sid, [repr(session._last_used), *ttls]):
                 self._forget(sid)
                 return None
             return session
         if found is not None:
             return found
-        args = self._read_args(max_lifetime)
+        if not trackable(sid):
+            return None
+        args = self._script_args(max_lifetime)
         epoch = self._begin_fetch(sid)
         loaded = None
         try:
             self._fetched += 1
-            reply = await self._script(CACHED_READ, sid, [*args, self._refresh_ms])
+            reply = await self._script(CACHED_READ, sid, args)
             loaded = self._load(sid, reply) if reply else None
             if loaded is not None:
                 loaded._last_used = float(args[0])
@@ -117,16 +119,14 @@ class AsyncCachedRedisProvider(NearCache, AsyncRedisProvider):
             self._end_fetch(sid, epoch, loaded)
         return loaded
 
-    def _read_args(self, max_lifetime: Optional[float]) -> list[Any]:
-        args = super()._read_args(max_lifetime)
-        args[2] = int(args[2]) + self._refresh_ms  # see CachedRedisProvider._read_args
-        return args
-
     async def session_update(self, sid: str) -> bool:
         """Mark the session used now (recorded in Redis); False when sid is unknown."""
         sid = check_sid(sid)
-        ttl = self._ttl_ms + self._refresh_ms
-        return bool(await self._script(CACHED_TOUCH, sid, [repr(self.now()), ttl, self._refresh_ms]))
+        ttls = self._script_args(None)[2:]
+        return bool(await self._script(CACHED_TOUCH, sid, [repr(self.now()), *ttls]))
+
+    def _create_args(self, session: RedisSession, now: float) -> list[Any]:
+        return self._hash_ttl(session._sid, super()._create_args(session, now))
 
     async def session_destroy(self, sid: str) -> None:
         """Delete the session everywhere; nothing happens when sid is unknown."""

@@ -10,12 +10,14 @@ from .._impl import MemoryProvider
 from ..copying import copy_value
 from ..seconds import seconds
 from .session import RedisSession
-from .tracking import Tracker, TrackingError
+from .tracking import Tracker, TrackingError, local_writes
 
-__all__ = ["NearCache", "Unrecorded"]
+__all__ = ["NearCache", "Unrecorded", "trackable"]
 
 # Session ids are URL-safe base64: tracking every key that starts with the
 # prefix and one of these leaves the use-time keys (prefix + "~" + id) out.
+# An id starting with anything else is never stored (its hash would not be
+# tracked, or would be another id's use-time key).
 _ID_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 USE = "~"
 
@@ -26,6 +28,11 @@ META: Any = object()
 SESSION, RECORDED, PLAIN_ONLY = range(3)
 _PLAIN = (str, int, float, bool, type(None), bytes)
 _INF = float("inf")
+
+
+def trackable(sid: str) -> bool:
+    """True for an id whose hash the tracking connection covers (none other is stored)."""
+    return sid[:1] in _ID_ALPHABET and sid[:1] != ""
 
 
 class Unrecorded:
@@ -71,14 +78,31 @@ class NearCache:
         self._params = params
         self._tracker = self._new_tracker()
         self._retry_at = 0.0
+        self._closes = 0  # how many times close() ran: a reconnect racing it gives up
         self._reading: dict[str, int] = {}  # ids with a Redis read in flight, and how many
         self._spoiled: set[str] = set()  # of those, ids invalidated meanwhile: not to be kept
         self._epoch = 0  # bumped whenever the whole near cache is dropped
-        self._hits = self._fetched = self._invalidated = self._flushes = 0
+        self._hits = self._recorded = self._fetched = self._invalidated = self._flushes = 0
 
     def _new_tracker(self) -> Tracker:
         prefixes = [self._prefix + c for c in _ID_ALPHABET]
         return Tracker(self._params, prefixes, self._timeout, self._heartbeat)
+
+    def _script_args(self, max_lifetime: Optional[float]) -> list[Any]:
+        """now, idle limit, and the TTLs (use key, hash, floor) for CACHED_READ / CACHED_TOUCH."""
+        now, limit, ttl_ms = self._read_args(max_lifetime)
+        # The use key covers the lifetime, a second, and the uses this
+        # worker records late; the hash lives longer and is pushed out only
+        # when it gets within that, at most once per max(half of it, refresh).
+        use_ttl = int(ttl_ms) + self._refresh_ms
+        return [now, limit, use_ttl, use_ttl + max(self._refresh_ms, use_ttl // 2), use_ttl]
+
+    def _hash_ttl(self, sid: str, args: list[Any]) -> list[Any]:
+        """CREATE's arguments with the hash TTL a read would push it to (so it pushes nothing)."""
+        if not trackable(sid):
+            raise ValueError("sid must start with a URL-safe base64 character (A-Z a-z 0-9 - _)")
+        args[1] = self._script_args(None)[3]
+        return args
 
     def _use_key(self, sid: str) -> str:
         return self._prefix + USE + sid
@@ -93,7 +117,7 @@ class NearCache:
         return False
 
     def _invalidate(self, keys: list[bytes]) -> None:
-        cut = len(self._prefix)
+        cut = len(self._prefix.encode())  # Redis sends the keys as bytes
         destroy = self._cache.session_destroy
         for key in keys:
             sid = key[cut:].decode(errors="replace")
@@ -117,18 +141,23 @@ class NearCache:
             if self._tracker.up or time.monotonic() < self._retry_at:
                 return
             self._retry_at = time.monotonic() + self._heartbeat
+            closes = self._closes
         tracker = self._new_tracker()
         try:
             tracker.connect()
         except TrackingError:
             return
         with self._lock:
+            if closes != self._closes:  # closed while this was connecting
+                tracker.close()
+                return
             old, self._tracker = self._tracker, tracker
             old.close()
             self._drop_all()  # a copy kept before may have missed invalidations
 
     def _forget(self, sid: str) -> None:
         """Drop the local copy of sid (this process just wrote or removed it)."""
+        local_writes[0] += 1
         with self._lock:
             # A read in flight may have seen the session before this change.
             if sid in self._reading:
@@ -155,10 +184,11 @@ class NearCache:
         if not (self._share and meta[PLAIN_ONLY]):
             session = self._copy(session)
         session._last_used = used = entry.last_used
-        self._hits += 1
         if used - meta[RECORDED] >= self._refresh:
             meta[RECORDED] = used
+            self._recorded += 1
             return Unrecorded(session)
+        self._hits += 1
         return session
 
     def _copy(self, kept: RedisSession) -> RedisSession:
@@ -198,13 +228,24 @@ class NearCache:
         # hold writes back until the response: then the entry is a copy.
         kept = session if self._share and plain else self._copy(session)
         entry[META] = [kept, session._last_used, plain]
+        # Two reads of one session from Redis at once: both saw what is
+        # stored now (neither was overtaken), so the later one replaces.
+        self._cache.session_destroy(sid)
         self._cache.session_insert(entry)
 
     def stats(self) -> dict[str, int]:
-        """Counters: local_hits, redis_reads, invalidations, flushes, and cached (copies held now)."""
+        """Counters, and how many copies are held now (cached).
+
+        local_hits: reads served from memory with no round trip;
+        recorded_hits: reads served from memory that recorded the use in
+        Redis (one round trip); redis_reads; invalidations applied; flushes
+        of the whole near cache. Counted without a lock: under threads, a
+        close figure, not an exact one.
+        """
         with self._lock:
             return {
                 "local_hits": self._hits,
+                "recorded_hits": self._recorded,
                 "redis_reads": self._fetched,
                 "invalidations": self._invalidated,
                 "flushes": self._flushes,
@@ -213,5 +254,7 @@ class NearCache:
 
     def _close_tracking(self) -> None:
         with self._lock:
+            self._closes += 1
+            self._retry_at = 0.0  # used again later: reopen at once
             self._tracker.close()
             self._drop_all()

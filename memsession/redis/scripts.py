@@ -74,9 +74,11 @@ return all
 
 # The near cache (CachedRedisProvider) keeps a session's last use in a second
 # key, KEYS[2], outside the tracked prefixes: recording a use must not
-# invalidate every worker's copy of the hash. The hash's own TTL is pushed
-# out only once less than ttl - refresh of it is left, i.e. at most once per
-# refresh interval. ARGV: now, idle limit (-1: none), ttl ms, refresh ms.
+# invalidate every worker's copy of the hash. Changing the hash's TTL does
+# invalidate, so it is pushed out (to ARGV hash ttl) only once less than
+# ARGV floor is left: at most once per refresh interval, and never below the
+# use key's TTL, so the hash outlives every session within its lifetime.
+# ARGV: now, idle limit (-1: none), use ttl ms, hash ttl ms, floor ms.
 CACHED_READ = """
 local all = redis.call('HGETALL', KEYS[1])
 if #all == 0 then return false end
@@ -90,18 +92,19 @@ if tonumber(ARGV[2]) >= 0 and now - used > tonumber(ARGV[2]) then
   return 0
 end
 redis.call('SET', KEYS[2], tostring(math.max(now, used)), 'PX', ARGV[3])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) - tonumber(ARGV[4]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[5]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[4])
 end
 return all
 """
-# A use served from a worker's memory, recorded. ARGV: now, ttl ms, refresh ms.
+# A use served from a worker's memory, recorded. ARGV: now, use ttl ms,
+# hash ttl ms, floor ms (as above).
 CACHED_TOUCH = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 local used = tonumber(redis.call('GET', KEYS[2]) or '0')
 redis.call('SET', KEYS[2], tostring(math.max(tonumber(ARGV[1]), used)), 'PX', ARGV[2])
-if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) - tonumber(ARGV[3]) then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[4]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[3])
 end
 return 1
 """

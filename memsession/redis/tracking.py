@@ -11,11 +11,22 @@ from typing import Any, Callable, Optional
 
 from .._impl import readable
 
-__all__ = ["Tracker", "TrackingError"]
+__all__ = ["POLL_GAP", "Tracker", "TrackingError", "local_writes"]
 
 _CRLF = b"\r\n"
 _AGGREGATES = frozenset(b"*~>%|")
 _BULK = frozenset(b"$=!")
+
+
+# Reads skip polling the tracking socket if a poll found it empty less than
+# POLL_GAP seconds ago and this process wrote nothing since (local_writes,
+# bumped by every write through a near cache, counts that). An invalidation
+# is on the socket before the write it reports is answered; a request that
+# follows a completed write of another process cannot reach this process
+# sooner than that answer travels to the client and a new request back
+# (far more than 20 µs), so a poll within the gap would find nothing more.
+POLL_GAP = 20e-6
+local_writes = [0]
 
 
 class TrackingError(Exception):
@@ -99,6 +110,8 @@ class Tracker:
         self._fd = -1
         self._pid = 0
         self._busy = False  # pushes taken off the socket but not yet applied
+        self._polled = -1.0  # when a poll last found the socket empty
+        self._writes = -1  # local_writes as of that poll
         self._next_ping = 0.0
         self._buf = b""
         self._ping_sent = 0.0  # when the unanswered PING went out; 0: none outstanding
@@ -110,17 +123,28 @@ class Tracker:
         return self._sock is not None and self._pid == os.getpid()
 
     def quiet(self) -> bool:
-        """True when up with nothing pushed since the last drain (a cheap check, no lock).
-
-        Reads the socket state before the busy flag: a drain that took
-        pushes off the socket sets the flag first, until it applied them.
-        """
+        """True when up with nothing pushed since the last drain (a cheap check, no lock)."""
+        now = time.monotonic()
         return (
             self._sock is not None
-            and not readable(self._fd)
+            and now < self._next_ping
+            and (
+                (now - self._polled < POLL_GAP and self._writes == local_writes[0]) or self.polled_empty(now)
+            )
             and not self._busy
-            and time.monotonic() < self._next_ping
         )
+
+    def polled_empty(self, now: float) -> bool:
+        """Poll the socket: True when nothing is waiting on it.
+
+        Called before the busy flag is read: a drain that took pushes off
+        the socket sets the flag first and clears it once it applied them.
+        """
+        writes = local_writes[0]
+        if readable(self._fd):
+            return False
+        self._polled, self._writes = now, writes
+        return True
 
     def connect(self) -> None:
         """Open the connection and turn tracking on; TrackingError on any failure."""
@@ -248,7 +272,7 @@ class Tracker:
 
     def _keep_alive(self, sock: socket.socket) -> None:
         # A connection that died without a FIN (a cut network, a frozen
-        # server) is found out here: a PING unanswered for one heartbeat.
+        # server) is found out here: a PING unanswered for max(heartbeat, timeout).
         now = time.monotonic()
         if self._ping_sent:
             if now - self._ping_sent > max(self._heartbeat, self._timeout):
