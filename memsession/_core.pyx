@@ -93,12 +93,117 @@ cdef extern from *:
     int memsession_readable(long long fd) nogil
 
 
+cdef extern from *:
+    """
+    #if defined(_WIN32)
+    static double memsession_monotonic_precise(void) {
+        return (double)GetTickCount64() / 1000.0;
+    }
+    #else
+    static double memsession_monotonic_precise(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);  /* time.monotonic()'s clock */
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+    }
+    #endif
+    """
+    double memsession_monotonic_precise() nogil
+
+
 def readable(long long fd):
     """True when the socket fd has data (or an error, or EOF) to read now; never blocks.
 
     Where the platform has no poll() it answers True, and the caller reads.
     """
     return memsession_readable(fd) != 0
+
+
+# Writes through any near cache of this process (see NearReader).
+cdef unsigned long long _local_writes = 0
+# A poll that found the tracking socket empty stands for this long.
+cdef double _POLL_GAP = 20e-6
+
+
+def local_write():
+    """Count a write through a near cache of this process: local hits then poll again."""
+    global _local_writes
+    _local_writes += 1
+
+
+@cython.final
+cdef class NearReader:
+    """A near cache's local hit, compiled: the one path that must cost no round trip.
+
+    read(sid, max_lifetime) returns the kept session when the tracking
+    socket (fd) has nothing waiting, no drain is applying pushes (busy), no
+    heartbeat is due (next_ping, time.monotonic() seconds), and the copy in
+    cache is current, holds only immutable values (kept[meta_key][2]) and
+    had its use recorded within refresh seconds (kept[meta_key][1]);
+    everything else goes to slow(sid, max_lifetime). The socket is polled
+    unless a poll found it empty less than 20 µs ago and no local_write()
+    happened since.
+    """
+
+    cdef public object cache
+    cdef public long long fd
+    cdef public bint busy
+    cdef public double next_ping
+    cdef public double refresh
+    cdef public unsigned long long hits
+    cdef double _polled
+    cdef unsigned long long _writes
+    cdef object _meta_key
+    cdef object _slow
+
+    def __init__(self, cache, meta_key, double refresh, slow):
+        self.cache = cache
+        self.fd = -1
+        self.busy = False
+        self.next_ping = 0.0
+        self.refresh = refresh
+        self.hits = 0
+        self._polled = -1.0
+        self._writes = 0
+        self._meta_key = meta_key
+        self._slow = slow
+
+    cdef inline bint _quiet(self, double now):
+        cdef unsigned long long writes
+        if self.fd < 0 or now >= self.next_ping:
+            return False
+        if not (now - self._polled < _POLL_GAP and self._writes == _local_writes):
+            writes = _local_writes
+            if memsession_readable(self.fd) != 0:
+                return False
+            self._polled = now
+            self._writes = writes
+        # Read after the socket: a drain sets busy before it takes pushes off.
+        return not self.busy
+
+    def quiet(self):
+        """True when nothing was pushed since the last drain (a local copy may be used)."""
+        return self._quiet(memsession_monotonic_precise())
+
+    def read(self, sid, max_lifetime=None):
+        """The kept session when it may be served from memory; else slow(sid, max_lifetime)."""
+        cdef PyObject* meta
+        cdef double used
+        if (
+            type(sid) is str
+            and (max_lifetime is None or type(max_lifetime) is float or type(max_lifetime) is int)
+            and self._quiet(memsession_monotonic_precise())
+        ):
+            entry = self.cache.session_read(sid, max_lifetime)
+            if entry is not None:
+                meta = PyDict_GetItem(entry, self._meta_key)
+                if meta != NULL and (<list>meta)[2] is True:
+                    used = (<Session>entry).last_used
+                    if used - <double>(<list>meta)[1] < self.refresh:
+                        session = (<list>meta)[0]
+                        session._last_used = used
+                        self.hits += 1
+                        return session
+        return self._slow(sid, max_lifetime)
 
 
 cdef inline str _check_sid(object sid):
@@ -574,6 +679,25 @@ cdef enum:
 cdef object _MISSING = object()
 
 
+cdef inline dict _plain(object record):
+    # As _mirror: one step, whatever another request does to the record.
+    if isinstance(record, dict):
+        return dict(record)
+    return dict(record.items())
+
+
+cdef inline void _mirror(dict into, object record) except *:
+    # Another record type (a Redis session, perhaps shared by requests of a
+    # worker) copies its pairs in one step through items(), so a key another
+    # request removes meanwhile cannot break the copy.
+    if type(record) is Session:
+        PyDict_Update(into, record)
+    elif isinstance(record, dict):
+        dict.update(into, record)
+    else:
+        dict.update(into, record.items())
+
+
 @cython.final
 cdef class RequestSession(dict):
     """One request's session: the data of a stored session, with flags of its own.
@@ -594,10 +718,7 @@ cdef class RequestSession(dict):
     cdef object __weakref__
 
     def __init__(self, record, int flags, owner):
-        if type(record) is Session:
-            PyDict_Update(self, record)
-        else:
-            dict.update(self, record)
+        _mirror(self, record)
         self._record = record
         self._sid = record.sid
         self._flags = flags
@@ -608,7 +729,7 @@ cdef class RequestSession(dict):
         self._record = record
         self._sid = record.sid
         dict.clear(self)
-        dict.update(self, record)
+        _mirror(self, record)
 
     @property
     def sid(self):
@@ -733,17 +854,17 @@ cdef class RequestSession(dict):
     def keys(self):
         """The keys, as of now."""
         self._flags |= _ACCESSED
-        return dict(self._record).keys()
+        return _plain(self._record).keys()
 
     def items(self):
         """The (key, value) pairs, as of now."""
         self._flags |= _ACCESSED
-        return dict(self._record).items()
+        return _plain(self._record).items()
 
     def values(self):
         """The values, as of now."""
         self._flags |= _ACCESSED
-        return dict(self._record).values()
+        return _plain(self._record).values()
 
     def pop(self, key, default=_MISSING):
         """Remove key and return its value (or default; KeyError without one)."""
@@ -799,12 +920,12 @@ cdef class RequestSession(dict):
     def copy(self):
         """A plain dict of the data."""
         self._flags |= _ACCESSED
-        return dict(self._record)
+        return _plain(self._record)
 
     def __eq__(self, other):
         if isinstance(other, RequestSession):
-            other = dict((<RequestSession>other)._record)
-        return dict(self._record) == other
+            other = _plain((<RequestSession>other)._record)
+        return _plain(self._record) == other
 
     def __ne__(self, other):
         return not self == other
@@ -813,7 +934,7 @@ cdef class RequestSession(dict):
 
     def __reduce__(self):
         # A copy or pickle of a request's session is its data; ids stay with the store.
-        return (dict, (dict(self._record),))
+        return (dict, (_plain(self._record),))
 
     def __repr__(self):
-        return f"RequestSession({_short(self._sid)!r}, {dict(self._record)!r})"
+        return f"RequestSession({_short(self._sid)!r}, {_plain(self._record)!r})"

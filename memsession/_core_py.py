@@ -37,6 +37,91 @@ def readable(fd: int) -> bool:
     return bool(poller.poll(0))
 
 
+# Writes through any near cache of this process (see NearReader).
+_local_writes = [0]
+# A poll that found the tracking socket empty stands for this long.
+_POLL_GAP = 20e-6
+
+
+def local_write() -> None:
+    """Count a write through a near cache of this process: local hits then poll again."""
+    _local_writes[0] += 1
+
+
+class NearReader:
+    """A near cache's local hit, compiled: the one path that must cost no round trip.
+
+    read(sid, max_lifetime) returns the kept session when the tracking
+    socket (fd) has nothing waiting, no drain is applying pushes (busy), no
+    heartbeat is due (next_ping, time.monotonic() seconds), and the copy in
+    cache is current, holds only immutable values (kept[meta_key][2]) and
+    had its use recorded within refresh seconds (kept[meta_key][1]);
+    everything else goes to slow(sid, max_lifetime). The socket is polled
+    unless a poll found it empty less than 20 µs ago and no local_write()
+    happened since.
+    """
+
+    __slots__ = (
+        "cache",
+        "fd",
+        "busy",
+        "next_ping",
+        "refresh",
+        "hits",
+        "_polled",
+        "_writes",
+        "_meta_key",
+        "_slow",
+    )
+
+    def __init__(self, cache: Any, meta_key: Any, refresh: float, slow: Callable[..., Any]) -> None:
+        self.cache = cache
+        self.fd = -1
+        self.busy = False
+        self.next_ping = 0.0
+        self.refresh = float(refresh)
+        self.hits = 0
+        self._polled = -1.0
+        self._writes = 0
+        self._meta_key = meta_key
+        self._slow = slow
+
+    def _quiet(self, now: float) -> bool:
+        if self.fd < 0 or now >= self.next_ping:
+            return False
+        if not (now - self._polled < _POLL_GAP and self._writes == _local_writes[0]):
+            writes = _local_writes[0]
+            if readable(self.fd):
+                return False
+            self._polled = now
+            self._writes = writes
+        # Read after the socket: a drain sets busy before it takes pushes off.
+        return not self.busy
+
+    def quiet(self) -> bool:
+        """True when nothing was pushed since the last drain (a local copy may be used)."""
+        return self._quiet(time.monotonic())
+
+    def read(self, sid: Any, max_lifetime: Any = None) -> Any:
+        """The kept session when it may be served from memory; else slow(sid, max_lifetime)."""
+        if (
+            type(sid) is str
+            and (max_lifetime is None or type(max_lifetime) is float or type(max_lifetime) is int)
+            and self._quiet(time.monotonic())
+        ):
+            entry = self.cache.session_read(sid, max_lifetime)
+            if entry is not None:
+                meta = dict.get(entry, self._meta_key)
+                if meta is not None and meta[2] is True:
+                    used = entry.last_used
+                    if used - meta[1] < self.refresh:
+                        session = meta[0]
+                        session._last_used = used
+                        self.hits += 1
+                        return session
+        return self._slow(sid, max_lifetime)
+
+
 def _check_sid(sid: object) -> str:
     """Return sid as an exact str, or raise TypeError/ValueError."""
     if type(sid) is not str:
@@ -539,6 +624,18 @@ _NEW = 64
 _MISSING: Any = object()
 
 
+def _plain(record: Any) -> dict[Any, Any]:
+    # As _mirror: one step, whatever another request does to the record.
+    return dict(record if isinstance(record, dict) else record.items())
+
+
+def _mirror(into: dict[Any, Any], record: Any) -> None:
+    # Another record type (a Redis session, perhaps shared by requests of a
+    # worker) copies its pairs in one step through items(), so a key another
+    # request removes meanwhile cannot break the copy.
+    dict.update(into, record if isinstance(record, dict) else record.items())
+
+
 class RequestSession(dict):  # type: ignore[type-arg]
     """One request's session: the data of a stored session, with flags of its own.
 
@@ -553,7 +650,7 @@ class RequestSession(dict):  # type: ignore[type-arg]
     __slots__ = ("_record", "_sid", "_flags", "_owner", "_doomed", "__weakref__")
 
     def __init__(self, record: Any, flags: int, owner: Any) -> None:
-        dict.update(self, record)
+        _mirror(self, record)
         self._record: Any = record  # the store's session (or a detached one while pending)
         self._sid: str = record.sid
         self._flags = flags
@@ -566,7 +663,7 @@ class RequestSession(dict):  # type: ignore[type-arg]
         """Move this request to another record (regenerate, destroy, a new id on a clash)."""
         self._record, self._sid = record, record.sid
         dict.clear(self)
-        dict.update(self, record)
+        _mirror(self, record)
 
     # -- identity and per-request flags ------------------------------------
     @property
@@ -676,17 +773,17 @@ class RequestSession(dict):  # type: ignore[type-arg]
     def keys(self) -> KeysView[Any]:  # type: ignore[override]
         """The keys, as of now."""
         self._flags |= _ACCESSED
-        return dict(self._record).keys()
+        return _plain(self._record).keys()
 
     def items(self) -> ItemsView[Any, Any]:  # type: ignore[override]
         """The (key, value) pairs, as of now."""
         self._flags |= _ACCESSED
-        return dict(self._record).items()
+        return _plain(self._record).items()
 
     def values(self) -> ValuesView[Any]:  # type: ignore[override]
         """The values, as of now."""
         self._flags |= _ACCESSED
-        return dict(self._record).values()
+        return _plain(self._record).values()
 
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
         """Remove key and return its value (or default; KeyError without one)."""
@@ -742,12 +839,12 @@ class RequestSession(dict):  # type: ignore[type-arg]
     def copy(self) -> dict[Any, Any]:
         """A plain dict of the data."""
         self._flags |= _ACCESSED
-        return dict(self._record)
+        return _plain(self._record)
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, RequestSession):
-            other = dict(other._record)
-        return dict(self._record) == other
+            other = _plain(other._record)
+        return _plain(self._record) == other
 
     def __ne__(self, other: object) -> bool:
         return not self == other
@@ -756,7 +853,7 @@ class RequestSession(dict):  # type: ignore[type-arg]
 
     def __reduce__(self) -> tuple[Any, ...]:
         # A copy or pickle of a request's session is its data; ids stay with the store.
-        return (dict, (dict(self._record),))
+        return (dict, (_plain(self._record),))
 
     def __repr__(self) -> str:
-        return f"RequestSession({_short(self._sid)!r}, {dict(self._record)!r})"
+        return f"RequestSession({_short(self._sid)!r}, {_plain(self._record)!r})"

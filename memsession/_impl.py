@@ -14,14 +14,46 @@ NO_EXTENSIONS = bool(os.environ.get("MEMSESSION_NO_EXTENSIONS")) or (
 )
 
 if TYPE_CHECKING:
-    from ._core import MemoryProvider, RequestSession, Session, is_session_id, readable
+    from ._core import (
+        MemoryProvider,
+        NearReader,
+        RequestSession,
+        Session,
+        is_session_id,
+        local_write,
+        readable,
+    )
 elif NO_EXTENSIONS:
-    from ._core_py import MemoryProvider, RequestSession, Session, is_session_id, readable
+    from ._core_py import (
+        MemoryProvider,
+        NearReader,
+        RequestSession,
+        Session,
+        is_session_id,
+        local_write,
+        readable,
+    )
 else:
     try:
-        from ._core import MemoryProvider, RequestSession, Session, is_session_id, readable
+        from ._core import (
+            MemoryProvider,
+            NearReader,
+            RequestSession,
+            Session,
+            is_session_id,
+            local_write,
+            readable,
+        )
     except ImportError:
-        from ._core_py import MemoryProvider, RequestSession, Session, is_session_id, readable
+        from ._core_py import (
+            MemoryProvider,
+            NearReader,
+            RequestSession,
+            Session,
+            is_session_id,
+            local_write,
+            readable,
+        )
 
 IMPLEMENTATION = "python" if MemoryProvider.__module__.endswith("_core_py") else "cython"
 
@@ -33,8 +65,10 @@ __all__ = [
     "IMPLEMENTATION",
     "NO_EXTENSIONS",
     "MemoryProvider",
+    "NearReader",
     "RequestSession",
     "Session",
     "is_session_id",
+    "local_write",
     "readable",
 ]

@@ -113,7 +113,7 @@ class AsyncRedisProvider(RedisBase):
 
     async def session_init(self, sid: str) -> AsyncRedisSession:
         """Create and store a new, empty session under sid (atomic: never overwrites)."""
-        return await self._store(AsyncRedisSession(check_sid(sid), self))
+        return await self._store(self._session_type(check_sid(sid), self))
 
     async def session_insert(self, session: AsyncRedisSession) -> None:
         """Store a detached session with all its data in one atomic step."""

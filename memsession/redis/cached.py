@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from time import monotonic as _monotonic
-from typing import Any, Callable, Optional, Union
+from collections.abc import ItemsView, Iterator, KeysView, ValuesView
+from typing import Any, Callable, Optional
 
 import redis as redis_py
 
 from ..ids import check_sid
 from . import scripts
-from .near import _INF, META, PLAIN_ONLY, RECORDED, SESSION, NearCache, Unrecorded, trackable
+from .near import NearCache, Unrecorded, trackable
 from .provider import RedisProvider
 from .serializers import Serializer
 from .session import RedisSession
-from .tracking import POLL_GAP, local_writes
 
 __all__ = ["CachedRedisProvider", "CachedRedisSession"]
 
@@ -24,8 +22,22 @@ class CachedRedisSession(RedisSession):
 
     __slots__ = ()
 
+    # Requests of one worker may share this object: views are of a copy
+    # taken in one step, so another request's write cannot break them.
     def __iter__(self) -> Iterator[Any]:
-        return iter(list(self._data))  # requests of one worker may share this object
+        return iter(list(self._data))
+
+    def keys(self) -> KeysView[Any]:
+        """The keys, as of now."""
+        return self._data.copy().keys()
+
+    def items(self) -> ItemsView[Any, Any]:
+        """The (key, value) pairs, as of now."""
+        return self._data.copy().items()
+
+    def values(self) -> ValuesView[Any]:
+        """The values, as of now."""
+        return self._data.copy().values()
 
     def _write(self, fields: dict[str, Any]) -> None:
         try:
@@ -107,44 +119,22 @@ class CachedRedisProvider(NearCache, RedisProvider):
         self._near_init(params, max_sessions, refresh_interval, heartbeat, share=True)
         self._cached_read = self._client.register_script(scripts.CACHED_READ)
         self._cached_touch = self._client.register_script(scripts.CACHED_TOUCH)
+        # The compiled local hit itself, not a method calling it: this is
+        # what every request's read goes through.
+        vars(self)["session_read"] = self._reader.read
 
     def session_read(self, sid: str, max_lifetime: Optional[float] = None) -> Optional[RedisSession]:
         """The live session: from memory when this worker's copy is current, else from Redis."""
-        if type(sid) is not str or not sid:
-            sid = check_sid(sid)
-        if max_lifetime is None or (type(max_lifetime) is float and 0.0 <= max_lifetime < _INF):
-            limit = max_lifetime
-        else:
-            limit = self._limit(max_lifetime)
-        tracker = self._tracker
-        now = _monotonic()
-        # Tracker.quiet() inlined: this is the path of every local hit.
-        if (
-            tracker._sock is not None
-            and now < tracker._next_ping
-            and (
-                (now - tracker._polled < POLL_GAP and tracker._writes == local_writes[0])
-                or tracker.polled_empty(now)
-            )
-            and not tracker._busy
-        ):
-            entry: Any = self._cache.session_read(sid, limit)
-            if entry is None:
-                return self._fetch(sid, max_lifetime)
-            meta = entry[META]
-            used = entry.last_used
-            if meta[PLAIN_ONLY] and used - meta[RECORDED] < self._refresh:
-                session: CachedRedisSession = meta[SESSION]
-                session._last_used = used
-                self._hits += 1
-                return session
-            with self._lock:
-                found: Union[RedisSession, Unrecorded, None] = self._served(entry, meta)
-        else:
-            with self._lock:
-                found = self._local(sid, limit) if self._sync() else None
-            if found is None and self._reconnect_due():
-                self._reconnect()
+        return self._reader.read(sid, max_lifetime)  # type: ignore[no-any-return]
+
+    def _read_slow(self, sid: str, max_lifetime: Optional[float] = None) -> Optional[RedisSession]:
+        """Whatever the compiled local hit does not serve: copies to check or record, Redis reads."""
+        sid = check_sid(sid)
+        limit = self._limit(max_lifetime)
+        with self._lock:
+            found = self._local(sid, limit) if self._sync() else None
+        if found is None and self._reconnect_due():
+            self._reconnect()
         if found is None:
             return self._fetch(sid, max_lifetime)
         if type(found) is Unrecorded:

@@ -88,7 +88,7 @@ class AsyncCachedRedisProvider(NearCache, AsyncRedisProvider):
         """The live session: from memory when this worker's copy is current, else from Redis."""
         sid = check_sid(sid)
         limit = self._limit(max_lifetime)
-        if self._tracker.quiet():
+        if self._reader.quiet():
             found = self._local(sid, limit)
         else:
             with self._lock:

@@ -6,11 +6,11 @@ import threading
 import time
 from typing import Any, Callable, Optional, Union
 
-from .._impl import MemoryProvider
+from .._impl import MemoryProvider, NearReader, local_write
 from ..copying import copy_value
 from ..seconds import seconds
 from .session import RedisSession
-from .tracking import Tracker, TrackingError, local_writes
+from .tracking import Tracker, TrackingError
 
 __all__ = ["NearCache", "Unrecorded", "trackable"]
 
@@ -23,11 +23,13 @@ USE = "~"
 
 # The near cache's entry for a session holds, under META (a key no Redis
 # session can hold: not a str), a list: the session as read, the last use
-# recorded in Redis, and whether every value is immutable.
+# recorded in Redis, whether every value is immutable, and (when not) the
+# values as the serializer wrote them, for each hit to decode its own copy.
 META: Any = object()
-SESSION, RECORDED, PLAIN_ONLY = range(3)
+SESSION, RECORDED, PLAIN_ONLY, RAW = range(4)
 _PLAIN = (str, int, float, bool, type(None), bytes)
 _INF = float("inf")
+_DAY = 86_400.0
 
 
 def trackable(sid: str) -> bool:
@@ -67,6 +69,10 @@ class NearCache:
         share: bool,
     ) -> None:
         self._refresh: float = seconds(refresh_interval, "refresh_interval")  # type: ignore[assignment]
+        if self._refresh > _DAY:
+            raise ValueError(
+                f"refresh_interval must be at most a day ({_DAY:.0f} seconds), got {self._refresh!r}"
+            )
         self._refresh_ms = int(self._refresh * 1000)
         self._heartbeat: float = seconds(heartbeat, "heartbeat")  # type: ignore[assignment]
         self._max_sessions = max_sessions
@@ -76,6 +82,7 @@ class NearCache:
         self._share = share
         self._lock = threading.Lock()
         self._params = params
+        self._reader = NearReader(self._cache, META, self._refresh, self._read_slow)
         self._tracker = self._new_tracker()
         self._retry_at = 0.0
         self._closes = 0  # how many times close() ran: a reconnect racing it gives up
@@ -84,9 +91,13 @@ class NearCache:
         self._epoch = 0  # bumped whenever the whole near cache is dropped
         self._hits = self._recorded = self._fetched = self._invalidated = self._flushes = 0
 
+    def _read_slow(self, sid: str, max_lifetime: Optional[float] = None) -> Any:
+        """What the compiled reader cannot serve from memory (the sync provider's read)."""
+        raise TypeError("this provider's session_read is a coroutine: await it")
+
     def _new_tracker(self) -> Tracker:
         prefixes = [self._prefix + c for c in _ID_ALPHABET]
-        return Tracker(self._params, prefixes, self._timeout, self._heartbeat)
+        return Tracker(self._params, prefixes, self._timeout, self._heartbeat, self._reader)
 
     def _script_args(self, max_lifetime: Optional[float]) -> list[Any]:
         """now, idle limit, and the TTLs (use key, hash, floor) for CACHED_READ / CACHED_TOUCH."""
@@ -127,7 +138,9 @@ class NearCache:
         self._invalidated += len(keys)
 
     def _drop_all(self) -> None:
-        self._cache = MemoryProvider(max_sessions=self._max_sessions, clock=self._cache_clock)
+        self._cache = self._reader.cache = MemoryProvider(
+            max_sessions=self._max_sessions, clock=self._cache_clock
+        )
         self._spoiled.update(self._reading)
         self._epoch += 1
         self._flushes += 1
@@ -157,7 +170,7 @@ class NearCache:
 
     def _forget(self, sid: str) -> None:
         """Drop the local copy of sid (this process just wrote or removed it)."""
-        local_writes[0] += 1
+        local_write()
         with self._lock:
             # A read in flight may have seen the session before this change.
             if sid in self._reading:
@@ -182,7 +195,7 @@ class NearCache:
     def _served(self, entry: Any, meta: list[Any]) -> Union[RedisSession, Unrecorded]:
         session: RedisSession = meta[SESSION]
         if not (self._share and meta[PLAIN_ONLY]):
-            session = self._copy(session)
+            session = self._copy(session, meta[RAW])
         session._last_used = used = entry.last_used
         if used - meta[RECORDED] >= self._refresh:
             meta[RECORDED] = used
@@ -191,9 +204,15 @@ class NearCache:
         self._hits += 1
         return session
 
-    def _copy(self, kept: RedisSession) -> RedisSession:
+    def _copy(self, kept: RedisSession, raw: Optional[dict[str, bytes]] = None) -> RedisSession:
         session = type(kept)(kept._sid, kept._provider)
-        session._data = {k: copy_value(v) for k, v in kept._data.items()}  # the app may change it in place
+        if raw is None:
+            session._data = {k: copy_value(v) for k, v in kept._data.items()}
+        else:
+            # Decoded again, as a Redis read would: a value of any type the
+            # serializer makes is this request's own to change in place.
+            loads = kept._provider._serializer.loads
+            session._data = {k: loads(v) for k, v in raw.items()}
         session._created = kept._created
         session._cookie_time = kept._cookie_time
         session._permanent = kept._permanent
@@ -227,7 +246,8 @@ class NearCache:
         # The request that read it may change its values in place, or (async)
         # hold writes back until the response: then the entry is a copy.
         kept = session if self._share and plain else self._copy(session)
-        entry[META] = [kept, session._last_used, plain]
+        raw = None if plain else {k: session._encode(k, v) for k, v in kept._data.items()}
+        entry[META] = [kept, session._last_used, plain, raw]
         # Two reads of one session from Redis at once: both saw what is
         # stored now (neither was overtaken), so the later one replaces.
         self._cache.session_destroy(sid)
@@ -244,7 +264,7 @@ class NearCache:
         """
         with self._lock:
             return {
-                "local_hits": self._hits,
+                "local_hits": self._hits + self._reader.hits,
                 "recorded_hits": self._recorded,
                 "redis_reads": self._fetched,
                 "invalidations": self._invalidated,

@@ -67,7 +67,7 @@ class RedisProvider(RedisBase):
 
     def session_init(self, sid: str) -> RedisSession:
         """Create and store a new, empty session under sid (atomic: never overwrites)."""
-        return self._store(RedisSession(check_sid(sid), self))
+        return self._store(self._session_type(check_sid(sid), self))
 
     def session_insert(self, session: RedisSession) -> None:
         """Store a detached session with all its data in one atomic step."""

@@ -11,22 +11,11 @@ from typing import Any, Callable, Optional
 
 from .._impl import readable
 
-__all__ = ["POLL_GAP", "Tracker", "TrackingError", "local_writes"]
+__all__ = ["Tracker", "TrackingError"]
 
 _CRLF = b"\r\n"
 _AGGREGATES = frozenset(b"*~>%|")
 _BULK = frozenset(b"$=!")
-
-
-# Reads skip polling the tracking socket if a poll found it empty less than
-# POLL_GAP seconds ago and this process wrote nothing since (local_writes,
-# bumped by every write through a near cache, counts that). An invalidation
-# is on the socket before the write it reports is answered; a request that
-# follows a completed write of another process cannot reach this process
-# sooner than that answer travels to the client and a new request back
-# (far more than 20 µs), so a poll within the gap would find nothing more.
-POLL_GAP = 20e-6
-local_writes = [0]
 
 
 class TrackingError(Exception):
@@ -91,8 +80,10 @@ class Tracker:
     """One RESP3 connection in CLIENT TRACKING BCAST mode for a set of key prefixes.
 
     drain() never blocks: it reads whatever the server has pushed so far and
-    reports it. The connection belongs to the process that opened it; after
-    a fork the child finds it closed and opens its own.
+    reports it. Its socket, whether a drain is under way and when the next
+    PING is due are kept on state (a NearReader) for reads to check. The
+    connection belongs to the process that opened it; after a fork the
+    child finds it closed and opens its own.
     """
 
     def __init__(
@@ -100,7 +91,8 @@ class Tracker:
         params: dict[str, Any],
         prefixes: list[str],
         timeout: float,
-        heartbeat: float = 1.0,
+        heartbeat: float,
+        state: Any,
     ) -> None:
         self._params = params
         self._prefixes = prefixes
@@ -109,10 +101,9 @@ class Tracker:
         self._sock: Optional[socket.socket] = None
         self._fd = -1
         self._pid = 0
-        self._busy = False  # pushes taken off the socket but not yet applied
-        self._polled = -1.0  # when a poll last found the socket empty
-        self._writes = -1  # local_writes as of that poll
-        self._next_ping = 0.0
+        # Where reads look without a lock: fd (-1 while down), busy (pushes
+        # taken off the socket, not yet applied), next_ping.
+        self._state = state
         self._buf = b""
         self._ping_sent = 0.0  # when the unanswered PING went out; 0: none outstanding
         self._last_ping = 0.0
@@ -121,30 +112,6 @@ class Tracker:
     def up(self) -> bool:
         """True while the connection is open in this process."""
         return self._sock is not None and self._pid == os.getpid()
-
-    def quiet(self) -> bool:
-        """True when up with nothing pushed since the last drain (a cheap check, no lock)."""
-        now = time.monotonic()
-        return (
-            self._sock is not None
-            and now < self._next_ping
-            and (
-                (now - self._polled < POLL_GAP and self._writes == local_writes[0]) or self.polled_empty(now)
-            )
-            and not self._busy
-        )
-
-    def polled_empty(self, now: float) -> bool:
-        """Poll the socket: True when nothing is waiting on it.
-
-        Called before the busy flag is read: a drain that took pushes off
-        the socket sets the flag first and clears it once it applied them.
-        """
-        writes = local_writes[0]
-        if readable(self._fd):
-            return False
-        self._polled, self._writes = now, writes
-        return True
 
     def connect(self) -> None:
         """Open the connection and turn tracking on; TrackingError on any failure."""
@@ -181,7 +148,9 @@ class Tracker:
             raise TrackingError(f"cannot open the tracking connection: {exc}") from None
         self._sock, self._fd, self._pid, self._buf = sock, sock.fileno(), os.getpid(), b""
         self._ping_sent, self._last_ping = 0.0, time.monotonic()
-        self._next_ping = self._last_ping + self._heartbeat
+        self._state.next_ping = self._last_ping + self._heartbeat
+        self._state.busy = False
+        self._state.fd = self._fd
         _open_trackers.add(self)
 
     def _open(self) -> socket.socket:
@@ -227,14 +196,14 @@ class Tracker:
             return False
         try:
             if readable(self._fd):
-                self._busy = True
+                self._state.busy = True
                 self._receive(sock, on_keys, on_flush)
             self._keep_alive(sock)
         except (OSError, ValueError):
             self.close()
             return False
         finally:
-            self._busy = False
+            self._state.busy = False
         return True
 
     def _receive(
@@ -280,12 +249,14 @@ class Tracker:
         elif now - self._last_ping >= self._heartbeat:
             sock.send(_command("PING"))
             self._ping_sent = self._last_ping = now
-        self._next_ping = (self._ping_sent or self._last_ping) + self._heartbeat
+        self._state.next_ping = (self._ping_sent or self._last_ping) + self._heartbeat
 
     def close(self) -> None:
         """Close the connection (in this process only; a forked child's copy is just dropped)."""
         sock, self._sock = self._sock, None
         _open_trackers.discard(self)
+        if sock is not None and self._state.fd == self._fd:
+            self._state.fd = -1
         if sock is not None and self._pid == os.getpid():
             try:
                 sock.close()
@@ -301,6 +272,7 @@ _open_trackers: weakref.WeakSet[Tracker] = weakref.WeakSet()
 def _forget_inherited() -> None:
     for tracker in list(_open_trackers):
         tracker._sock = None
+        tracker._state.fd = -1
     _open_trackers.clear()
 
 
