@@ -9,6 +9,7 @@ from typing import Any, Optional
 from .asgi_latency import LatencyGroup, latency_group
 from .memory import NAMES, memory_table
 from .runner import Group, Progress, format_seconds, run_group
+from .snapshot import sessions, snapshot_group
 from .store import (
     cores,
     create_group,
@@ -107,7 +108,7 @@ def run(
     """Run every group and the memory count; return the results as plain data."""
     size = sizes(quick)
     ours = cores()[0][0]
-    groups = store_groups(size) + request_groups(size)
+    groups = store_groups(size) + request_groups(size) + [snapshot_group(sessions(quick))]
     if redis_url is not None:
         from .redisbench import redis_group
 

@@ -1,7 +1,7 @@
 """Server-side HTTP sessions held in process memory by a compiled store."""
 
 from ._impl import IMPLEMENTATION, MemoryProvider, RequestSession
-from .errors import ConfigWarning, ProviderUnavailableError, UnknownProviderError
+from .errors import ConfigWarning, ProviderUnavailableError, SnapshotError, UnknownProviderError
 from .manager import Manager
 from .registry import (
     AsyncProvider,
@@ -26,6 +26,7 @@ __all__ = [
     "MemoryProvider",
     "Provider",
     "ProviderUnavailableError",
+    "SnapshotError",
     "RequestFlag",
     "RequestSession",
     "Session",

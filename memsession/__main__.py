@@ -34,12 +34,31 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         metavar="SECONDS",
         help="idle seconds before a session expires (300); try 20 to watch one run out",
     )
+    demo.add_argument(
+        "--snapshot",
+        metavar="FILE",
+        help="keep sessions across restarts in FILE (loaded on start, saved on exit and every interval)",
+    )
+    demo.add_argument(
+        "--snapshot-interval",
+        type=_lifetime,
+        metavar="SECONDS",
+        help="also save the snapshot every SECONDS (with --snapshot)",
+    )
     args = parser.parse_args(argv)
+    if args.snapshot_interval is not None and args.snapshot is None:
+        parser.error("--snapshot-interval needs --snapshot FILE")
 
     from .demo import serve
 
     print(f"memsession {memsession.__version__}, {memsession.IMPLEMENTATION} core")
-    return serve(args.host, args.port, max_lifetime=args.max_lifetime)
+    return serve(
+        args.host,
+        args.port,
+        max_lifetime=args.max_lifetime,
+        snapshot=args.snapshot,
+        snapshot_interval=args.snapshot_interval,
+    )
 
 
 if __name__ == "__main__":

@@ -613,6 +613,76 @@ cdef class MemoryProvider:
             node = (<Session>node)._next
         return _LiveSessions(self, snapshot)
 
+    def save(self, path, **options):
+        """Write every live session to path (atomic, mode 0600, versioned); return how many.
+
+        See memsession.snapshot.save for the options and the file format.
+        """
+        from .snapshot import save
+
+        return save(self, path, **options)
+
+    def load(self, path, **options):
+        """Store the sessions a snapshot at path holds (an empty store only); return how many.
+
+        A damaged or foreign file raises memsession.SnapshotError and stores
+        nothing. See memsession.snapshot.load for the options.
+        """
+        from .snapshot import load
+
+        return load(self, path, **options)
+
+    def _order(self):
+        """The live sessions, least recently used first (a plain list, for snapshots)."""
+        cdef list snapshot = []
+        cdef void* node = self._head
+        while node != NULL:
+            snapshot.append(<Session>node)
+            node = (<Session>node)._next
+        return snapshot
+
+    def _export(self, list order, Py_ssize_t start, Py_ssize_t stop, double to_wall):
+        """Columns of order[start:stop] still held: ids, created, last used (wall clock),
+        permanent (bytes: 0 default, 1 no, 2 yes), cookie offsets, the sessions."""
+        cdef list sids = [], created = [], used = [], cookies = [], datas = []
+        cdef bytearray flags = bytearray()
+        cdef Session s
+        cdef Py_ssize_t i
+        if stop > len(order):
+            stop = len(order)
+        for i in range(start, stop):
+            s = <Session>order[i]
+            if self._holds(s):
+                sids.append(s.sid)
+                created.append(s.created + to_wall)
+                used.append(s.last_used + to_wall)
+                flags.append(s._permanent)
+                cookies.append(<double>s._cookie_off)
+                # The session itself: the caller encodes a chunk in one C call
+                # (JSON or pickle), during which no other thread can change it.
+                datas.append(s)
+        return sids, created, used, bytes(flags), cookies, datas
+
+    def _import(self, list sids, list created, list used, bytes flags, list cookies, list datas):
+        """Store checked columns (least recently used first, store clock) in this empty store."""
+        cdef Session s
+        cdef Py_ssize_t i, n = len(sids)
+        if len(self._map):
+            raise ValueError(f"the store must be empty to load a snapshot (it holds {len(self._map)} sessions)")
+        for i in range(n):
+            s = Session.__new__(Session)
+            s.sid = sids[i]
+            s.created = created[i]
+            s.last_used = used[i]
+            s._permanent = flags[i]
+            s._cookie_off = <float>(<double>cookies[i])
+            PyDict_Update(s, datas[i])
+            s._stored = 1
+            PyDict_SetItem(self._map, s.sid, s)
+            self._append(s)
+        self._created += n
+        return n
+
     def stats(self):
         """Counters: live, hits, misses, created, destroyed, expired, evicted."""
         return {

@@ -564,6 +564,84 @@ class MemoryProvider:
                 node = node._next
         return _LiveSessions(self, snapshot)
 
+    def save(self, path: Any, **options: Any) -> int:
+        """Write every live session to path (atomic, mode 0600, versioned); return how many.
+
+        See memsession.snapshot.save for the options and the file format.
+        """
+        from .snapshot import save
+
+        return save(self, path, **options)
+
+    def load(self, path: Any, **options: Any) -> int:
+        """Store the sessions a snapshot at path holds (an empty store only); return how many.
+
+        A damaged or foreign file raises memsession.SnapshotError and stores
+        nothing. See memsession.snapshot.load for the options.
+        """
+        from .snapshot import load
+
+        return load(self, path, **options)
+
+    def _order(self) -> list[Session]:
+        """The live sessions, least recently used first (a plain list, for snapshots)."""
+        order: list[Session] = []
+        with self._lock:
+            node = self._head
+            while node is not None:
+                order.append(node)
+                node = node._next
+        return order
+
+    def _export(self, order: list[Session], start: int, stop: int, to_wall: float) -> tuple[Any, ...]:
+        """Columns of order[start:stop] still held: ids, created, last used (wall clock),
+        permanent (bytes: 0 default, 1 no, 2 yes), cookie offsets, the sessions."""
+        sids: list[str] = []
+        created: list[float] = []
+        used: list[float] = []
+        flags = bytearray()
+        cookies: list[float] = []
+        datas: list[dict[Any, Any]] = []
+        with self._lock:
+            for s in order[start:stop]:
+                if self._holds(s):
+                    sids.append(s._sid)  # type: ignore[arg-type]
+                    created.append(s._created + to_wall)
+                    used.append(s._last_used + to_wall)
+                    flags.append(0 if s._permanent is None else (2 if s._permanent else 1))
+                    cookies.append(s._cookie_off)
+                    # The session itself: the caller encodes a chunk in one C
+                    # call (JSON or pickle), during which no other thread runs.
+                    datas.append(s)
+        return sids, created, used, bytes(flags), cookies, datas
+
+    def _import(
+        self,
+        sids: list[str],
+        created: list[float],
+        used: list[float],
+        flags: bytes,
+        cookies: list[float],
+        datas: list[dict[Any, Any]],
+    ) -> int:
+        """Store checked columns (least recently used first, store clock) in this empty store."""
+        with self._lock:
+            if len(self._map):
+                raise ValueError(
+                    f"the store must be empty to load a snapshot (it holds {len(self._map)} sessions)"
+                )
+            for i, sid in enumerate(sids):
+                s = Session.__new__(Session)
+                s._sid, s._created, s._last_used = sid, float(created[i]), float(used[i])
+                s._permanent = None if flags[i] == 0 else flags[i] == 2
+                s._cookie_off = _FLOAT32.unpack(_FLOAT32.pack(float(cookies[i])))[0]
+                dict.update(s, datas[i])
+                s._stored = True
+                self._map[sid] = s
+                self._append(s)
+            self._created += len(sids)
+        return len(sids)
+
     def stats(self) -> dict[str, int]:
         """Counters: live, hits, misses, created, destroyed, expired, evicted."""
         with self._lock:

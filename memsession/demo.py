@@ -126,12 +126,15 @@ def make_app(manager: Manager) -> SessionMiddleware:
     return SessionMiddleware(app, manager)
 
 
-def create_app(max_lifetime: float = 300.0) -> SessionMiddleware:
+def create_app(
+    max_lifetime: float = 300.0, snapshot: Optional[str] = None, snapshot_interval: Optional[float] = None
+) -> SessionMiddleware:
     """The demo for WSGI servers (gunicorn "memsession.demo:create_app()").
 
     With MEMSESSION_REDIS_URL set, sessions live in that Redis; otherwise in
-    this process's memory. Sessions end after max_lifetime idle seconds, and
-    an hour after they began.
+    this process's memory, kept across restarts in the snapshot file if one
+    is given. Sessions end after max_lifetime idle seconds, and an hour
+    after they began.
     """
     import os
 
@@ -141,7 +144,15 @@ def create_app(max_lifetime: float = 300.0) -> SessionMiddleware:
         from .redis import RedisProvider
 
         return make_app(Manager(RedisProvider(url), "memsession", max_lifetime, absolute_lifetime=absolute))
-    return make_app(Manager("memory", "memsession", max_lifetime, absolute_lifetime=absolute))
+    manager = Manager(
+        "memory",
+        "memsession",
+        max_lifetime,
+        absolute_lifetime=absolute,
+        snapshot=snapshot,
+        snapshot_interval=snapshot_interval,
+    )
+    return make_app(manager)
 
 
 def _read_form(environ: dict[str, Any]) -> dict[str, list[str]]:
@@ -168,9 +179,11 @@ def serve(
     manager: Optional[Manager] = None,
     *,
     max_lifetime: float = 300.0,
+    snapshot: Optional[str] = None,
+    snapshot_interval: Optional[float] = None,
 ) -> int:
-    """Serve the demo until interrupted; return the exit status."""
-    app = create_app(max_lifetime) if manager is None else make_app(manager)
+    """Serve the demo until interrupted (Ctrl+C or SIGTERM); return the exit status."""
+    app = create_app(max_lifetime, snapshot, snapshot_interval) if manager is None else make_app(manager)
     try:
         server = make_server(host, port, app, _ThreadingServer, _QuietHandler)
     except OSError as exc:
@@ -191,4 +204,6 @@ def serve(
             server.serve_forever()
         except KeyboardInterrupt:
             pass
+        finally:
+            app.manager.close()  # the last snapshot, if there is one
     return 0

@@ -8,6 +8,7 @@ __all__ = [
     "UNAVAILABLE_HEADERS",
     "ConfigWarning",
     "ProviderUnavailableError",
+    "SnapshotError",
     "UnknownProviderError",
 ]
 
@@ -22,6 +23,10 @@ class ProviderUnavailableError(ConnectionError):
 
 class UnknownProviderError(LookupError):
     """No provider is registered under the requested name."""
+
+
+class SnapshotError(ValueError):
+    """A snapshot file is damaged, truncated, foreign or of an unknown version: nothing was loaded."""
 
 
 class ConfigWarning(UserWarning):

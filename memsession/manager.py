@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import os
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
@@ -25,6 +26,7 @@ from .registry import (
 )
 from .seconds import Seconds, seconds
 from .session import ACCESSED, FRESH, HAD_COOKIE, HTTPS, KILL_COOKIE, MODIFIED, PENDING, SessionArg
+from .snapshot import Snapshots
 
 __all__ = ["Manager"]
 
@@ -59,6 +61,8 @@ class Manager(AsyncMethods):
         cookie_persistent: bool = True,
         cookie_partitioned: bool = False,
         gc_interval: Optional[Seconds] = None,
+        snapshot: Optional[Union[str, "os.PathLike[str]"]] = None,
+        snapshot_interval: Optional[Seconds] = None,
         cookie_style: str = "standard",
     ) -> None:
         if isinstance(provider, str):
@@ -112,6 +116,17 @@ class Manager(AsyncMethods):
             raise ValueError("gc_interval needs a sync provider (an async store expires sessions itself)")
         if self._gc_interval is not None:
             self._gc = Periodic(self, "gc", self._gc_interval, "memsession-gc")
+        every = seconds(snapshot_interval, "snapshot_interval", optional=True)
+        if snapshot is None and every is not None:
+            raise ValueError("snapshot_interval needs snapshot (a file path)")
+        # Sessions survive a restart: loaded now, saved every interval and on close().
+        self._snapshots = (
+            None
+            if snapshot is None
+            else Snapshots(
+                provider, snapshot, every, max_lifetime=self._max_lifetime, absolute_lifetime=self._absolute
+            )
+        )
 
     @property
     def is_async(self) -> bool:
@@ -335,9 +350,11 @@ class Manager(AsyncMethods):
         return int(self._provider.session_gc(self._max_lifetime))
 
     def close(self) -> None:
-        """Stop background garbage collection."""
+        """Stop background garbage collection; save the snapshot a last time, if there is one."""
         if self._gc is not None:
             self._gc.stop()
+        if self._snapshots is not None:
+            self._snapshots.close()
 
     def __enter__(self) -> Manager:
         return self
