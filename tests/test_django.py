@@ -733,11 +733,9 @@ def test_a_save_pushes_an_expiry_in_seconds_out(engine: str, wall_clock: FakeClo
 
 
 HORIZON = (
-    "the idle limit passed to session_read is this process's _horizon (the longest expiry age it saved, "
-    "at least SESSION_COOKIE_AGE): a worker that never saved the long expiry reads with limit "
-    "SESSION_COOKIE_AGE, and the Redis READ script deletes a session idle longer than that (and resets the "
-    "hash's TTL to SESSION_COOKIE_AGE+1s, so Redis drops it by itself as well). Repro: COOKIE_AGE=100, "
-    "s.set_expiry(1000); s.save(); memsession.django.close()  # another process; 500 s later "
+    "with Redis every process keeps a hash a fixed ttl (MEMSESSION['ttl'], default SESSION_COOKIE_AGE) "
+    "after its last use, whatever the session's own expiry: a set_expiry() longer than that is cut to it "
+    "(documented). Repro: COOKIE_AGE=100, s.set_expiry(1000); s.save(); 500 s idle later "
     "SessionStore(key).load() -> {}"
 )
 
