@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 from .redisbench import start_redis
 from .runner import Progress
-from .suite import report, run
+from .suite import report, run, run_e2e
 
 
 def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
@@ -26,6 +26,12 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     )
     parser.add_argument("--check", action="store_true", help="exit 1 when a performance bar is missed")
     parser.add_argument(
+        "--e2e",
+        action="store_true",
+        help="only the end-to-end groups: uvicorn + Starlette and gunicorn + Flask under wrk, "
+        "each session store against a plain-dict floor (no Redis; part of the full run too)",
+    )
+    parser.add_argument(
         "--redis",
         metavar="URL",
         nargs="?",
@@ -39,6 +45,8 @@ def parse(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run, print the table, write the files asked for; 1 if --check and a bar is missed."""
     args = parse(argv)
+    if args.e2e:
+        return _finish(args, run_e2e(args.quick, Progress()))
     url, server = start_redis(args.redis)
     if url is None and args.redis is not None:
         print("python -m benchmarks: --redis: no redis-server could be started", file=sys.stderr)
@@ -48,6 +56,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     finally:
         if server is not None:
             server.stop()
+    return _finish(args, results)
+
+
+def _finish(args: argparse.Namespace, results: dict[str, Any]) -> int:
+    """Print the table, write the files asked for; 1 if --check and a bar is missed."""
     print(report(results))
     if args.json:
         with open(args.json, "w") as f:

@@ -28,10 +28,15 @@ class Group:
     ops: int
     times: dict[str, list[float]] = field(default_factory=dict)
     cleanup: Optional[Callable[[], None]] = None  # releases what the candidates opened
+    show_range: bool = False  # the report gives each row's fastest and slowest round too
 
     def median(self, name: str) -> float:
         """Median seconds per operation of one candidate."""
         return statistics.median(self.times[name])
+
+    def extremes(self, name: str) -> tuple[float, float]:
+        """Seconds per operation of one candidate's fastest and slowest round."""
+        return min(self.times[name]), max(self.times[name])
 
 
 class Progress:

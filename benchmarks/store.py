@@ -1,4 +1,4 @@
-"""Store benchmarks: memsession's providers next to dict, lru-dict and cachetools."""
+"""Store benchmarks: memsession's providers next to dict, lru-dict, cachebox, moka-py and cachetools."""
 
 from __future__ import annotations
 
@@ -51,11 +51,29 @@ def memory_store(cls: Any, ids: list[str], **kwargs: Any) -> Any:
     return p
 
 
+LOOKUP_FLOOR = "dict.get (lookup floor)"
+DATA_FLOOR = "dict-of-dicts get + one key (data floor)"
+CACHEBOX_LRU = "cachebox LRUCache.get"
+LRU_DICT = "lru-dict get"
+TTL_GET_SET = "cachetools.TTLCache get+set"
+
+
+def read_key(size: int) -> str:
+    """The key of the read group over `size` live sessions."""
+    return f"read-{size}"
+
+
 def read_group(size: int, ops: int) -> Group:
-    """Read and mark used: random ids over `size` live sessions."""
+    """Read and mark used, random ids over `size` live sessions, next to two floors and the peers.
+
+    Every row is the same loop over the same random ids, one call per id, so the
+    loop's overhead is in each of them. The floors: dict.get on a dict mapping
+    every id to one shared value (the hash lookup alone), and a dict of per-id
+    dicts read down to one key (the lookup plus reaching each session's own data).
+    """
     ids = make_ids(size)
     order = [ids[i] for i in random.Random(2).choices(range(size), k=ops)]
-    cands = []
+    preps: list[tuple[str, Callable[[], Run]]] = []
     for label, cls in cores():
 
         def prep(cls: Any = cls) -> Run:
@@ -67,10 +85,10 @@ def read_group(size: int, ops: int) -> Group:
 
             return run
 
-        cands.append(Candidate(label, _once(prep)))
+        preps.append((label, prep))
 
-    def prep_dict() -> Run:
-        get = {sid: {"user_id": 1} for sid in ids}.get
+    def prep_lookup() -> Run:
+        get = dict.fromkeys(ids, {"user_id": 1}).get  # one value shared by every id
 
         def run() -> None:
             for sid in order:
@@ -78,14 +96,47 @@ def read_group(size: int, ops: int) -> Group:
 
         return run
 
-    cands.append(Candidate("dict.get (floor)", _once(prep_dict)))
+    def prep_data() -> Run:
+        data: Any = {sid: {"user_id": 1} for sid in ids}
+        get = data.get
+
+        def run() -> None:
+            for sid in order:
+                get(sid)["user_id"]
+
+        return run
+
+    preps += [(LOOKUP_FLOOR, prep_lookup), (DATA_FLOOR, prep_data)]
+
+    def getter(cache: Any) -> Run:
+        """A run of cache.get over the ids, cache filled with one-key sessions first."""
+        for sid in ids:
+            cache[sid] = {"user_id": 1}
+        get = cache.get
+
+        def run() -> None:
+            for sid in order:
+                get(sid)
+
+        return run
+
     lru = _peer("lru")
     if lru is not None:
+        preps.append((LRU_DICT, lambda: getter(lru.LRU(size))))
+    cachebox = _peer("cachebox")
+    if cachebox is not None:
+        preps.append((CACHEBOX_LRU, lambda: getter(cachebox.LRUCache(size))))
+        # expiry fixed at insert: a get does not slide it
+        preps.append(("cachebox TTLCache.get", lambda: getter(cachebox.TTLCache(size, LIFETIME))))
+    moka_py = _peer("moka_py")
+    if moka_py is not None:
 
-        def prep_lru() -> Run:
-            cache = lru.LRU(size)
+        def prep_moka() -> Run:
+            cache = moka_py.Moka(size, tti=LIFETIME)  # time-to-idle: every get slides the expiry
             for sid in ids:
-                cache[sid] = {"user_id": 1}
+                cache.set(sid, {"user_id": 1})
+            cache.run_pending_tasks()
+            assert cache.count() == size, "moka-py turned sessions away"
             get = cache.get
 
             def run() -> None:
@@ -94,7 +145,7 @@ def read_group(size: int, ops: int) -> Group:
 
             return run
 
-        cands.append(Candidate("lru-dict get", _once(prep_lru)))
+        preps.append(("moka-py Moka(tti=...).get", prep_moka))
     cachetools = _peer("cachetools")
     if cachetools is not None:
 
@@ -110,20 +161,38 @@ def read_group(size: int, ops: int) -> Group:
 
             return run
 
-        cands.append(Candidate("cachetools.TTLCache get+set", _once(prep_ttl)))
-    return Group("read", f"read + mark used, {size:,} live sessions, random ids", cands, ops)
+        preps.append((TTL_GET_SET, prep_ttl))
+    states = [_Once(prep) for _, prep in preps]
+
+    def cleanup() -> None:
+        for state in states:
+            state.clear()
+
+    title = f"read + mark used, {size:,} live sessions, random ids"
+    return Group(
+        read_key(size),
+        title,
+        [Candidate(name, state) for (name, _), state in zip(preps, states)],
+        ops,
+        cleanup=cleanup,
+        show_range=True,
+    )
 
 
-def _once(prep: Callable[[], Run]) -> Callable[[], Run]:
-    """Build the (read-only) state on first use, then hand out the same run."""
-    cache: list[Run] = []
+class _Once:
+    """Builds the (read-only) state on first use, then hands out the same run; clear() drops it."""
 
-    def get() -> Run:
-        if not cache:
-            cache.append(prep())
-        return cache[0]
+    def __init__(self, prep: Callable[[], Run]) -> None:
+        self.prep = prep
+        self.run: Optional[Run] = None
 
-    return get
+    def __call__(self) -> Run:
+        if self.run is None:
+            self.run = self.prep()
+        return self.run
+
+    def clear(self) -> None:
+        self.run = None
 
 
 def create_group(ops: int) -> Group:
@@ -258,7 +327,7 @@ def gc_idle_group(sizes: list[int]) -> Group:
 
             return run
 
-        cands.append(Candidate(f"{label} at {size:,} sessions", _once(prep)))
+        cands.append(Candidate(f"{label} at {size:,} sessions", _Once(prep)))
     return Group("gc-idle", "GC with nothing expired (per call)", cands, 1000)
 
 

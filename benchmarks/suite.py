@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import platform
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 from .asgi_latency import LatencyGroup, latency_group
+from .e2e import FLOOR_RATIO, E2EGroup, e2e_groups
 from .memory import NAMES, memory_table
 from .runner import Group, Progress, format_seconds, run_group
 from .snapshot import sessions, snapshot_group
 from .store import (
+    CACHEBOX_LRU,
+    DATA_FLOOR,
+    LOOKUP_FLOOR,
+    LRU_DICT,
+    TTL_GET_SET,
     cores,
     create_group,
     destroy_group,
@@ -18,11 +24,12 @@ from .store import (
     gc_group,
     gc_idle_group,
     read_group,
+    read_key,
 )
 from .web import asgi_group, flask_group, wsgi_group
 from .workers import KINDS, WorkersGroup, workers_group
 
-__all__ = ["Bar", "Sizes", "report", "run", "sizes"]
+__all__ = ["Bar", "Sizes", "e2e_bars", "read_bars", "report", "run", "run_e2e", "sizes"]
 
 
 @dataclass(frozen=True)
@@ -30,7 +37,8 @@ class Sizes:
     """How big each case is, shared by the runner and the pytest-benchmark suites."""
 
     rounds: int
-    read: tuple[int, int]  # live sessions, reads
+    read: list[int]  # live sessions, one read group each
+    reads: int  # reads per run of a read group
     ops: int  # creates, destroys
     gc: tuple[int, int]  # live sessions, expired among them
     idle: list[int]  # store sizes for GC with nothing expired
@@ -45,7 +53,8 @@ def sizes(quick: bool) -> Sizes:
     if quick:
         return Sizes(
             rounds=3,
-            read=(20_000, 20_000),
+            read=[10_000, 100_000],
+            reads=20_000,
             ops=10_000,
             gc=(20_000, 10_000),
             idle=[10_000, 100_000],
@@ -55,7 +64,8 @@ def sizes(quick: bool) -> Sizes:
         )
     return Sizes(
         rounds=9,
-        read=(100_000, 200_000),
+        read=[100_000, 1_000_000],
+        reads=200_000,
         ops=100_000,
         gc=(100_000, 50_000),
         idle=[100_000, 1_000_000],
@@ -66,9 +76,9 @@ def sizes(quick: bool) -> Sizes:
 
 
 def store_groups(size: Sizes) -> list[Group]:
-    """The store groups: read, create, destroy, GC, GC with nothing expired, eviction."""
+    """The store groups: read at each size, create, destroy, GC, GC with nothing expired, eviction."""
     return [
-        read_group(*size.read),
+        *(read_group(n, size.reads) for n in size.read),
         create_group(size.ops),
         destroy_group(size.ops),
         gc_group(*size.gc),
@@ -102,6 +112,18 @@ class Bar:
         return self.value >= self.limit if self.faster else self.value <= self.limit
 
 
+def read_bars(key: str, n: int, ours: str) -> list[Bar]:
+    """The read bars at one store size: ours against the two floors and the peers."""
+    at = f"read at {n:,}"
+    return [
+        Bar(key, ours, LOOKUP_FLOOR, False, 1.5, f"{at}: ours / dict.get time"),
+        Bar(key, ours, DATA_FLOOR, False, 1.25, f"{at}: ours / dict-of-dicts get + key time"),
+        Bar(key, ours, CACHEBOX_LRU, False, 1.0, f"{at}: ours / cachebox LRUCache.get time"),
+        Bar(key, ours, LRU_DICT, True, 1.5, f"{at}: lru-dict get time / ours"),
+        Bar(key, ours, TTL_GET_SET, True, 5.0, f"{at}: TTLCache get+set time / ours"),
+    ]
+
+
 def run(
     quick: bool = False, progress: Optional[Progress] = None, redis_url: Optional[str] = None
 ) -> dict[str, Any]:
@@ -115,25 +137,15 @@ def run(
         groups.append(redis_group(redis_url, size.redis_sessions, size.requests))
         groups.append(latency_group(redis_url, quick))
         groups.append(workers_group(redis_url, quick))
-    for group in groups:
-        try:
-            if group.candidates:
-                if isinstance(group, LatencyGroup):  # its candidates differ in size: it times itself
-                    group.measure(progress)
-                else:
-                    run_group(group, size.rounds, progress)
-        finally:
-            if group.cleanup is not None:
-                group.cleanup()
+    groups += e2e_groups(quick)
+    _measure(groups, size.rounds, progress)
     memory = memory_table(size.memory, progress)
     if progress is not None:
         progress.done()
     by_key = {g.key: g for g in groups}
     idle = [c.name for c in by_key["gc-idle"].candidates]
-    bars = [
-        Bar("read", ours, "cachetools.TTLCache get+set", True, 5.0, "read: TTLCache get+set time / ours"),
-        Bar("read", ours, "lru-dict get", True, 1.0, "read: lru-dict get time / ours"),
-        Bar("read", ours, "dict.get (floor)", False, 2.5, "read: ours / dict.get time"),
+    bars = [bar for n in size.read for bar in read_bars(read_key(n), n, ours)]
+    bars += [
         Bar("gc", ours, "del d[key] (floor)", False, 2.0, "GC per removed: ours / del d[key]"),
         Bar("gc-idle", idle[-1], idle[0], False, 1.5, "GC, nothing expired: largest store / smallest"),
         Bar(
@@ -162,18 +174,67 @@ def run(
     if "workers" in by_key:
         text = "gunicorn -w 4, 10:1: cached / Redis requests/s"
         bars.append(Bar("workers", KINDS["cached"], KINDS["redis"], True, 2.0, text))
-    for bar in bars:
-        group = by_key[bar.group]
-        if bar.ours in group.times and bar.peer in group.times:
-            a, b = group.median(bar.ours), group.median(bar.peer)
-            bar.value = b / a if bar.faster else a / b
+    bars += e2e_bars(groups)
+    _value(bars, by_key)
     n = str(size.memory[-1])
     mem_bar = Bar("memory", ours, "ttl", False, 0.7, f"memory at {int(n):,}: ours / TTLCache bytes")
     if "ttl" in memory and ours in memory:
         mem_bar.value = memory[ours][n] / memory["ttl"][n]
     bars.append(mem_bar)
+    return _results("quick" if quick else "full", ours, groups, memory, bars)
+
+
+def run_e2e(quick: bool = False, progress: Optional[Progress] = None) -> dict[str, Any]:
+    """Only the end-to-end groups (`python -m benchmarks --e2e`): their table and bars, no memory count."""
+    groups = e2e_groups(quick)
+    _measure(groups, sizes(quick).rounds, progress)
+    if progress is not None:
+        progress.done()
+    bars = e2e_bars(groups)
+    _value(bars, {g.key: g for g in groups})
+    results = _results(f"{'quick' if quick else 'full'}, --e2e", cores()[0][0], groups, {}, bars)
+    results["skipped"] = [g.title for g in groups if not g.candidates]  # and why, in the title
+    return results
+
+
+def e2e_bars(groups: Iterable[Group]) -> list[Bar]:
+    """Per server of the end-to-end groups: memsession's requests/s within 5% of the plain-dict floor's."""
+    return [
+        Bar(g.key, g.ours, g.floor, False, FLOOR_RATIO, g.bar_text())
+        for g in groups
+        if isinstance(g, E2EGroup)
+    ]
+
+
+def _measure(groups: list[Group], rounds: int, progress: Optional[Progress]) -> None:
+    """Time every group with candidates, then release what it opened."""
+    for group in groups:
+        try:
+            if group.candidates:
+                if isinstance(group, LatencyGroup):  # its candidates differ in size: it times itself
+                    group.measure(progress)
+                else:
+                    run_group(group, rounds, progress)
+        finally:
+            if group.cleanup is not None:
+                group.cleanup()
+
+
+def _value(bars: list[Bar], by_key: dict[str, Group]) -> None:
+    """Set each bar's value from its group's medians, when both candidates were timed."""
+    for bar in bars:
+        group = by_key[bar.group]
+        if bar.ours in group.times and bar.peer in group.times:
+            a, b = group.median(bar.ours), group.median(bar.peer)
+            bar.value = b / a if bar.faster else a / b
+
+
+def _results(
+    mode: str, ours: str, groups: list[Group], memory: dict[str, Any], bars: list[Bar]
+) -> dict[str, Any]:
+    """The run's results as plain data."""
     return {
-        "mode": "quick" if quick else "full",
+        "mode": mode,
         "python": platform.python_version(),
         "implementation": ours,
         "machine": f"{platform.machine()} {platform.system()}, {_cpu()}",
@@ -184,10 +245,15 @@ def run(
                 "ops": g.ops,
                 "median_seconds": {c.name: g.median(c.name) for c in g.candidates},
                 "times": g.times,
+                **(
+                    {"range_seconds": {c.name: g.extremes(c.name) for c in g.candidates}}
+                    if g.show_range
+                    else {}
+                ),
                 **({"requests_per_second": g.rps()} if isinstance(g, LatencyGroup) else {}),
                 **(
                     {"requests_per_second_range": g.spread(), "notes": g.notes()}
-                    if isinstance(g, WorkersGroup)
+                    if isinstance(g, (WorkersGroup, E2EGroup))
                     else {}
                 ),
             }
@@ -221,20 +287,27 @@ def report(results: dict[str, Any]) -> str:
         lines.append(g["title"])
         rps = g.get("requests_per_second", {})
         spread = g.get("requests_per_second_range", {})
+        extremes = g.get("range_seconds", {})
         for name, seconds in medians.items():
             line = f"  {name:<44} {format_seconds(seconds):>10}/op  {seconds / base:6.2f}x"
+            if name in extremes:
+                low, high = (format_seconds(t) for t in extremes[name])
+                line += f"  (rounds {low} - {high})"
             line += f"  {rps[name]:8,.0f} requests/s" if name in rps else ""
             lines.append(line + (" ({:,.0f}-{:,.0f})".format(*spread[name]) if name in spread else ""))
         for name, note in g.get("notes", {}).items():
             lines.append(f"    {name}: {note}")
         lines.append("")
-    lines.append("memory, bytes per session holding {'user_id': 1} (id strings excluded)")
-    for kind, per_size in results["memory_bytes_per_session"].items():
-        cells = "  ".join(f"{int(n):>9,}: {b:6.0f} B" for n, b in per_size.items())
-        lines.append(f"  {NAMES.get(kind, kind):<44} {cells}")
-    lines += ["", "bars"]
+    if results["memory_bytes_per_session"]:
+        lines.append("memory, bytes per session holding {'user_id': 1} (id strings excluded)")
+        for kind, per_size in results["memory_bytes_per_session"].items():
+            cells = "  ".join(f"{int(n):>9,}: {b:6.0f} B" for n, b in per_size.items())
+            lines.append(f"  {NAMES.get(kind, kind):<44} {cells}")
+        lines.append("")
+    lines += [f"skipped: {title}" for title in results.get("skipped", [])]
+    lines += ["", "bars"] if results.get("skipped") else ["bars"]
     for bar in results["bars"]:
         value = "n/a" if bar["value"] is None else f"{bar['value']:.2f}"
         verdict = {True: "met", False: "MISSED", None: "not measured"}[bar["met"]]
-        lines.append(f"  {bar['text']:<52} {value:>6} (bar {bar['limit']})  {verdict}")
+        lines.append(f"  {bar['text']:<56} {value:>6} (bar {bar['limit']})  {verdict}")
     return "\n".join(lines)

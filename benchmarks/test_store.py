@@ -1,19 +1,25 @@
-"""Store operations: memsession's cores next to dict, lru-dict and cachetools."""
+"""Store operations: memsession's cores next to dict, lru-dict, cachebox, moka-py and cachetools."""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from .conftest import SIZES, measure, params
-from .runner import Candidate
+from .runner import Candidate, Group
 from .suite import store_groups
 
-READ, CREATE, DESTROY, GC, GC_IDLE, EVICT = store_groups(SIZES)
+*READS, CREATE, DESTROY, GC, GC_IDLE, EVICT = store_groups(SIZES)
 
 
-@params(READ)
-def test_read(benchmark: Any, case: Candidate) -> None:
-    measure(benchmark, READ, case)
+@pytest.mark.parametrize(
+    ("group", "case"),
+    [(g, c) for g in READS for c in g.candidates],
+    ids=[f"{g.key}-{c.name}" for g in READS for c in g.candidates],
+)
+def test_read(benchmark: Any, group: Group, case: Candidate) -> None:
+    measure(benchmark, group, case)
 
 
 @params(CREATE)
