@@ -9,7 +9,7 @@ import redis as redis_py
 
 from ..ids import check_sid
 from . import scripts
-from .near import NearCache, Unrecorded, trackable
+from .near import NearCache, Unrecorded, pool_params, trackable
 from .provider import RedisProvider
 from .serializers import Serializer
 from .session import RedisSession
@@ -113,10 +113,9 @@ class CachedRedisProvider(NearCache, RedisProvider):
         super().__init__(
             url, prefix=prefix, client=client, ttl=ttl, timeout=timeout, serializer=serializer, clock=clock
         )
-        pool = self._client.connection_pool
-        params = dict(pool.connection_kwargs)
-        params["ssl"] = "SSL" in getattr(pool, "connection_class", type(None)).__name__
-        self._near_init(params, max_sessions, refresh_interval, heartbeat, share=True)
+        self._near_init(
+            pool_params(self._client.connection_pool), max_sessions, refresh_interval, heartbeat, share=True
+        )
         self._cached_read = self._client.register_script(scripts.CACHED_READ)
         self._cached_touch = self._client.register_script(scripts.CACHED_TOUCH)
         # The compiled local hit itself, not a method calling it: this is

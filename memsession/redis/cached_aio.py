@@ -10,7 +10,7 @@ from redis.connection import parse_url
 
 from ..ids import check_sid
 from .aio import AsyncRedisProvider, _Connection
-from .near import NearCache, Unrecorded, trackable
+from .near import NearCache, Unrecorded, pool_params, trackable
 from .scripts import CACHED_READ, CACHED_TOUCH
 from .serializers import Serializer
 from .session import AsyncRedisSession, RedisSession
@@ -63,9 +63,7 @@ class AsyncCachedRedisProvider(NearCache, AsyncRedisProvider):
             url, prefix=prefix, client=client, ttl=ttl, timeout=timeout, serializer=serializer, clock=clock
         )
         if client is not None:
-            pool = client.connection_pool
-            params = dict(pool.connection_kwargs)
-            params["ssl"] = "SSL" in getattr(pool, "connection_class", type(None)).__name__
+            params = pool_params(client.connection_pool)
         else:
             params = dict(parse_url(url))  # type: ignore[no-untyped-call]
             params["ssl"] = "SSL" in getattr(params.get("connection_class"), "__name__", "")

@@ -12,7 +12,7 @@ from ..seconds import seconds
 from .session import RedisSession
 from .tracking import Tracker, TrackingError
 
-__all__ = ["NearCache", "Unrecorded", "trackable"]
+__all__ = ["NearCache", "Unrecorded", "pool_params", "trackable"]
 
 # Session ids are URL-safe base64: tracking every key that starts with the
 # prefix and one of these leaves the use-time keys (prefix + "~" + id) out.
@@ -30,6 +30,13 @@ SESSION, RECORDED, PLAIN_ONLY, RAW = range(4)
 _PLAIN = (str, int, float, bool, type(None), bytes)
 _INF = float("inf")
 _DAY = 86_400.0
+
+
+def pool_params(pool: Any) -> dict[str, Any]:
+    """What the tracking connection needs from a redis-py connection pool (host, auth, TLS...)."""
+    params = dict(pool.connection_kwargs)
+    params["ssl"] = "SSL" in getattr(pool, "connection_class", type(None)).__name__
+    return params
 
 
 def trackable(sid: str) -> bool:
