@@ -47,7 +47,7 @@ class Session(dict[Any, Any], _SessionABC):
     def delete(self, key: Any) -> None: ...
 
 class MemoryProvider:
-    """Sessions in process memory: a hash map plus a last-use ordered list."""
+    """Sessions in process memory: a hash map plus a list ordered by the second of last use."""
 
     def __init__(
         self,

@@ -281,7 +281,7 @@ MutableMapping.register(Session)
 
 
 class MemoryProvider:
-    """Sessions in process memory: a hash map plus a last-use ordered list."""
+    """Sessions in process memory: a hash map plus a list ordered by the second of last use."""
 
     __slots__ = (
         "_map",
@@ -363,17 +363,24 @@ class MemoryProvider:
 
     def _not_before_tail(self, now: float) -> float:
         # Another thread may have stamped a later time between our clock
-        # read and now; the list must stay in last-use order, so time in the
+        # read and now; the list must stay ordered by second of use, so time in the
         # store never runs backwards.
         if self._tail is not None and now < self._tail._last_used:
             return self._tail._last_used
         return now
 
     def _touch(self, s: Session, now: float) -> None:
-        s._last_used = self._not_before_tail(now)
-        if self._tail is not s:
-            self._unlink(s)
-            self._append(s)
+        # The list is ordered by the whole second of each last use: a session
+        # used again within the second it was last moved in only has its time
+        # written (see the compiled core).
+        now = self._not_before_tail(now)
+        if math.floor(now) > math.floor(s._last_used):
+            s._last_used = now
+            if self._tail is not s:
+                self._unlink(s)
+                self._append(s)
+        elif now > s._last_used:
+            s._last_used = now
 
     def _remove(self, s: Session) -> None:
         self._unlink(s)
@@ -543,19 +550,26 @@ class MemoryProvider:
         removed: list[Session] = []
         with self._lock:
             self._saw_lifetime(limit)
-            while self._head is not None:
-                s = self._head
-                if now - s._last_used <= limit:
+            node = self._head
+            while node is not None:
+                s = node
+                # Every session from here on was last used at or after the
+                # start of this one's second.
+                if now - math.floor(s._last_used) <= limit:
                     break
-                self._remove(s)
-                self._expired += 1
-                removed.append(s)
+                node = s._next
+                # Within the second where the limit falls, a live session is
+                # passed over, not a stop.
+                if now - s._last_used > limit:
+                    self._remove(s)
+                    self._expired += 1
+                    removed.append(s)
         count = len(removed)
         del removed
         return count
 
     def sessions(self) -> Iterator[Session]:
-        """Live sessions, least recently used first, without marking them used."""
+        """Live sessions, least recently used first (to the second), without marking them used."""
         snapshot: list[Session] = []
         with self._lock:
             node = self._head

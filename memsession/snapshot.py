@@ -161,7 +161,8 @@ def load(
         sids, created, used, flags, cookies, datas = _parse(data, path, pickle)
         now = time.time()
         to_store = float(store.now()) - now
-        # Sessions used while the snapshot was written may be out of order.
+        # The store keeps uses in order to the second, and uses during the
+        # save may land anywhere: put them in order.
         if not all(map(operator.le, used, used[1:])):
             keep = sorted(range(len(sids)), key=used.__getitem__)
             sids, created, used, cookies, datas = (

@@ -155,6 +155,7 @@ def test_max_sessions_evicts_the_least_recently_used(core: types.ModuleType, clo
     p = core.MemoryProvider(max_sessions=3, clock=clock)
     for sid in ids(3):
         p.session_init(sid)
+    clock.advance(1)
     p.session_read("session-0000")
     p.session_init("newcomer")
     assert len(p) == 3
@@ -162,6 +163,50 @@ def test_max_sessions_evicts_the_least_recently_used(core: types.ModuleType, clo
     assert {s.sid for s in p.sessions()} == {"session-0000", "session-0002", "newcomer"}
     assert p.stats()["evicted"] == 1
     assert p.max_sessions == 3
+
+
+def test_a_use_within_the_same_second_records_the_time_without_moving(
+    provider: Any, clock: FakeClock
+) -> None:
+    clock.advance(math.ceil(clock()) - clock())  # at the start of a second
+    first, second = provider.session_init("first"), provider.session_init("second")
+    clock.advance(0.5)
+    assert provider.session_read("first") is first
+    assert first.last_used == clock()
+    assert [s.sid for s in provider.sessions()] == ["first", "second"]
+    clock.advance(0.5)  # the next second
+    provider.session_read("first")
+    assert [s.sid for s in provider.sessions()] == ["second", "first"]
+    assert second.last_used < first.last_used == clock()
+
+
+def test_expiry_uses_the_recorded_time_not_the_place_in_the_list(provider: Any, clock: FakeClock) -> None:
+    clock.advance(math.ceil(clock()) - clock())
+    early = provider.session_init("early")
+    late = provider.session_init("late")
+    clock.advance(0.75)
+    provider.session_read("early")  # same second: stays in front of late
+    clock.advance(10.0)
+    # late idled 10.75 s, early 10 s: gc passes over early to reach late.
+    assert provider.session_gc(10.5) == 1
+    assert "late" not in provider and "early" in provider and late.new and not early.new
+    assert provider.session_read("early", 10.0) is early  # idle exactly 10 s: live
+    assert provider.session_gc(0.0) == 0
+
+
+def test_gc_stops_at_the_first_second_that_cannot_hold_an_idle_session(
+    core: types.ModuleType, clock: FakeClock
+) -> None:
+    p = core.MemoryProvider(clock=clock)
+    clock.advance(math.ceil(clock()) - clock())
+    for sid in ids(50):
+        p.session_init(sid)
+        clock.advance(1)
+    # Every session is live: gc removes none and changes nothing.
+    before = [(s.sid, s.last_used) for s in p.sessions()]
+    assert p.session_gc(50.0) == 0
+    assert [(s.sid, s.last_used) for s in p.sessions()] == before
+    assert p.session_gc(10.0) == 40
 
 
 def test_stats_count_every_outcome(provider: Any, clock: FakeClock) -> None:
@@ -562,7 +607,7 @@ def check_consistent(p: Any) -> None:
     live = list(p.sessions())
     assert len(live) == len(p)
     assert all(s.sid in p for s in live)
-    assert [s.last_used for s in live] == sorted(s.last_used for s in live)
+    assert [math.floor(s.last_used) for s in live] == sorted(math.floor(s.last_used) for s in live)
 
 
 @pytest.mark.parametrize("how", ["destroy", "gc", "expire-on-read", "evict"])
@@ -658,16 +703,21 @@ def test_changing_permanent_asks_for_the_cookie_again(provider: Any) -> None:
 
 
 def test_a_clock_running_backwards_cannot_disorder_the_store(core: types.ModuleType) -> None:
-    t = [100.0]
+    t = [100.5]
     p = core.MemoryProvider(clock=lambda: t[0])
-    p.session_init("a")
+    a = p.session_init("a")
     t[0] = 50.0  # the clock jumps back
     b = p.session_init("b")
-    assert b.last_used == b.created == 100.0
+    assert b.last_used == b.created == 100.5
+    t[0] = 101.25
     p.session_read("a")
     assert [s.sid for s in p.sessions()] == ["b", "a"]
+    t[0] = 50.0  # and back again: b is stamped no earlier than a
+    p.session_read("b")
+    assert [s.sid for s in p.sessions()] == ["a", "b"]
+    assert a.last_used == b.last_used == 101.25
     t[0] = 200.0
-    assert p.session_gc(99.0) == 2
+    assert p.session_gc(98.0) == 2
 
 
 # --- clocks that return a non-finite time ---------------------------------------
@@ -750,7 +800,8 @@ def test_destroy_if_empty_removes_only_a_session_without_data(provider: Any) -> 
     assert provider.session_destroy_if_empty("empty") is False  # gone already
     assert "empty" not in provider and "emptied" not in provider
     assert empty.new and emptied.new
-    assert [s.sid for s in provider.sessions()] == ["falsy", "full"]
+    # Read in the second it was stored in: its place in the list stays.
+    assert [s.sid for s in provider.sessions()] == ["full", "falsy"]
     stats = provider.stats()
     assert stats["destroyed"] == 2 and stats["live"] == 2 and stats["expired"] == 0
 
