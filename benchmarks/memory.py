@@ -43,6 +43,13 @@ def bytes_per_session(kind: str, n: int) -> float:
 def memory_table(sizes: list[int], progress: Optional[Progress] = None) -> dict[str, dict[str, float]]:
     """Bytes per session of every kind at every size: {kind: {str(size): bytes}}."""
     table: dict[str, dict[str, float]] = {}
+    # One small count of each kind first: what a process allocates once (caches,
+    # code paths run for the first time) is no session's bytes.
+    for kind in kinds():
+        try:
+            bytes_per_session(kind, 1000)
+        except ImportError:
+            pass
     for n in sizes:
         for kind in kinds():
             if progress is not None:

@@ -4,7 +4,8 @@
 
 cimport cython
 from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict_Update
-from cpython.ref cimport PyObject
+from cpython.mem cimport PyMem_Calloc, PyMem_Free
+from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.math cimport INFINITY, floor, isfinite
 
 cdef extern from *:
@@ -31,6 +32,119 @@ cdef extern from *:
     #endif
     """
     double memsession_monotonic() nogil
+
+cdef extern from *:
+    """
+    /* The store's map from id to session: open addressing with linear
+       probing over one array of words. A word is 0 (never used), 1 (a
+       removed entry) or a session pointer whose three low bits (zero in any
+       object address) carry three bits of the id's hash, so a probe rarely
+       follows a pointer to the wrong session. One word per slot and no
+       stored keys or hashes: about a third of a dict's bytes per session,
+       and one cache miss less per lookup. The capacity is any size (the
+       hash is scaled onto it), so the table grows by half, not double. The
+       list's ends live here too, so clearing the table leaves the list
+       empty. */
+    typedef struct {
+        size_t *slots;
+        size_t capacity;
+        Py_ssize_t used;     /* sessions held */
+        Py_ssize_t filled;   /* sessions held plus removed entries */
+        void *head;          /* least recently used */
+        void *tail;          /* most recently used */
+    } ms_table;
+
+    #define MS_TAG_MASK ((size_t)7)
+
+    static inline size_t ms_tag(Py_hash_t h) {
+        return (size_t)h & MS_TAG_MASK;
+    }
+
+    /* The slot where a hash's probe starts: the hash scaled onto the
+       capacity (its high bits decide; the tag uses the low ones). */
+    static inline size_t ms_home(Py_hash_t h, size_t capacity) {
+    #if defined(__SIZEOF_INT128__) && SIZEOF_SIZE_T == 8
+        return (size_t)(((unsigned __int128)(size_t)h * capacity) >> 64);
+    #else
+        return ((size_t)h >> 3) % capacity;
+    #endif
+    }
+
+    /* Whether stored (an exact str in the table) is the id sought (an exact
+       str whose hash is h): identity, else equal hash, length and bytes. */
+    static inline int ms_same_id(PyObject *stored, PyObject *sought, Py_hash_t h) {
+        if (stored == sought) return 1;
+        if (((PyASCIIObject *)stored)->hash != h) return 0;
+        return PyUnicode_GET_LENGTH(stored) == PyUnicode_GET_LENGTH(sought)
+            && PyUnicode_KIND(stored) == PyUnicode_KIND(sought)
+            && memcmp(PyUnicode_DATA(stored), PyUnicode_DATA(sought),
+                      (size_t)PyUnicode_GET_LENGTH(stored) * PyUnicode_KIND(stored)) == 0;
+    }
+
+    /* Empty the table and release its references. */
+    static void ms_table_release(ms_table *t) {
+        size_t *slots = t->slots;
+        size_t n = slots ? t->capacity : 0;
+        t->slots = NULL;
+        t->capacity = 0;
+        t->used = t->filled = 0;
+        t->head = t->tail = NULL;
+        for (size_t i = 0; i < n; i++) {
+            if (slots[i] > 1) {
+                Py_DECREF((PyObject *)(slots[i] & ~MS_TAG_MASK));
+            }
+        }
+        PyMem_Free(slots);
+    }
+
+    /* The provider type's own traverse and clear, extended to the sessions
+       the table owns (the cyclic collector must see those references). */
+    static Py_ssize_t ms_table_offset;
+    static traverseproc ms_base_traverse;
+    static inquiry ms_base_clear;
+
+    static int ms_provider_traverse(PyObject *o, visitproc visit, void *arg) {
+        int r = ms_base_traverse ? ms_base_traverse(o, visit, arg) : 0;
+        if (r) return r;
+        ms_table *t = (ms_table *)((char *)o + ms_table_offset);
+        if (t->slots) {
+            for (size_t i = 0; i < t->capacity; i++) {
+                if (t->slots[i] > 1) Py_VISIT((PyObject *)(t->slots[i] & ~MS_TAG_MASK));
+            }
+        }
+        return 0;
+    }
+
+    static int ms_provider_clear(PyObject *o) {
+        ms_table_release((ms_table *)((char *)o + ms_table_offset));
+        return ms_base_clear ? ms_base_clear(o) : 0;
+    }
+
+    static void ms_install(PyObject *provider, ms_table *table) {
+        PyTypeObject *type = Py_TYPE(provider);
+        ms_table_offset = (char *)table - (char *)provider;
+        if (type->tp_traverse != ms_provider_traverse) {
+            ms_base_traverse = type->tp_traverse;
+            ms_base_clear = type->tp_clear;
+            type->tp_traverse = ms_provider_traverse;
+            type->tp_clear = ms_provider_clear;
+        }
+    }
+    """
+    ctypedef struct ms_table:
+        size_t* slots
+        size_t capacity
+        Py_ssize_t used
+        Py_ssize_t filled
+        void* head
+        void* tail
+    size_t MS_TAG_MASK
+    size_t ms_tag(Py_hash_t h) nogil
+    size_t ms_home(Py_hash_t h, size_t capacity) nogil
+    bint ms_same_id(PyObject* stored, PyObject* sought, Py_hash_t h)
+    void ms_table_release(ms_table* t)
+    void ms_install(PyObject* provider, ms_table* table)
+
 
 from collections.abc import MutableMapping as _MutableMapping
 from datetime import timedelta as _timedelta
@@ -184,6 +298,7 @@ cdef class NearReader:
         """True when nothing was pushed since the last drain (a local copy may be used)."""
         return self._quiet(memsession_monotonic_precise())
 
+    @cython.binding(False)
     def read(self, sid, max_lifetime=None):
         """The kept session when it may be served from memory; else slow(sid, max_lifetime)."""
         cdef PyObject* meta
@@ -260,9 +375,11 @@ cdef class Session(dict):
     hands each request its own view of it.
     """
 
+    # last_used and sid first: a read touches them, and next to the object
+    # header they share its cache line more often.
+    cdef readonly double last_used
     cdef readonly str sid
     cdef readonly double created
-    cdef readonly double last_used
     # Neighbours in the provider's last-use list. Borrowed pointers: the
     # provider's map owns every linked session, so the list adds no
     # references and no reference cycles.
@@ -337,9 +454,9 @@ _MutableMapping.register(Session)
 cdef class MemoryProvider:
     """Sessions in process memory: a hash map plus a list ordered by the second of last use."""
 
-    cdef dict _map
-    cdef void* _head  # least recently used
-    cdef void* _tail  # most recently used
+    # The map from id to session, and the list's ends (see ms_table).
+    cdef ms_table _table
+    cdef bint _ready
     cdef object _clock
     cdef Py_ssize_t _max_sessions
     # The longest idle lifetime callers have read or collected with (-1:
@@ -350,7 +467,7 @@ cdef class MemoryProvider:
     cdef object __weakref__
 
     def __init__(self, *, max_sessions=None, clock=None):
-        if self._map is not None:
+        if self._ready:
             # Re-initialising would orphan the linked sessions under a running sweep.
             raise TypeError("MemoryProvider is initialised already")
         if max_sessions is not None:
@@ -362,8 +479,7 @@ cdef class MemoryProvider:
                 raise ValueError(f"max_sessions must be at least 1, got {max_sessions}")
         if clock is not None and not callable(clock):
             raise TypeError(f"clock must be callable, not {type(clock).__name__}")
-        self._map = {}
-        self._head = self._tail = NULL
+        self._ready = True
         self._clock = clock
         self._max_sessions = 0 if max_sessions is None else max_sessions
         self._reclaim_after = -1.0
@@ -372,6 +488,106 @@ cdef class MemoryProvider:
     def max_sessions(self):
         """The capacity, or None when unbounded."""
         return None if self._max_sessions == 0 else self._max_sessions
+
+    def __dealloc__(self):
+        ms_table_release(&self._table)
+
+    cdef inline Session _find(self, str sid):
+        """The stored session under sid, or None."""
+        cdef size_t* slots = self._table.slots
+        if slots == NULL:
+            return None
+        cdef Py_hash_t h = hash(sid)
+        cdef size_t capacity = self._table.capacity
+        cdef size_t i = ms_home(h, capacity)
+        cdef size_t tag = ms_tag(h)
+        cdef size_t word
+        cdef Session s
+        while True:
+            word = slots[i]
+            if word == 0:
+                return None
+            if word > 1 and (word & MS_TAG_MASK) == tag:
+                s = <Session><PyObject*>(word & ~MS_TAG_MASK)
+                if ms_same_id(<PyObject*>s.sid, <PyObject*>sid, h):
+                    return s
+            i += 1
+            if i == capacity:
+                i = 0
+
+    cdef int _grow(self, Py_ssize_t need) except -1:
+        """Rebuild the table with room for need sessions, half full."""
+        cdef size_t capacity = <size_t>need * 2
+        if capacity < 8:
+            capacity = 8
+        cdef size_t* fresh = <size_t*>PyMem_Calloc(capacity, sizeof(size_t))
+        if fresh == NULL:
+            raise MemoryError()
+        cdef size_t* old = self._table.slots
+        cdef size_t old_capacity = self._table.capacity if old != NULL else 0
+        cdef size_t j, i, word
+        cdef Py_hash_t h
+        for j in range(old_capacity):
+            word = old[j]
+            if word > 1:
+                h = hash((<Session><PyObject*>(word & ~MS_TAG_MASK)).sid)
+                i = ms_home(h, capacity)
+                while fresh[i] != 0:
+                    i += 1
+                    if i == capacity:
+                        i = 0
+                fresh[i] = word
+        self._table.slots = fresh
+        self._table.capacity = capacity
+        self._table.filled = self._table.used
+        PyMem_Free(old)
+        return 0
+
+    cdef int _put(self, Session s) except -1:
+        """Add s, whose id the table does not hold; the table takes a reference."""
+        if self._table.slots == NULL or (<size_t>self._table.filled + 1) * 4 > self._table.capacity * 3:
+            self._grow(self._table.used + 1)
+        cdef Py_hash_t h = hash(s.sid)
+        cdef size_t* slots = self._table.slots
+        cdef size_t capacity = self._table.capacity
+        cdef size_t i = ms_home(h, capacity)
+        cdef size_t free = <size_t>-1
+        while slots[i] != 0:
+            if slots[i] == 1 and free == <size_t>-1:
+                free = i
+            i += 1
+            if i == capacity:
+                i = 0
+        if free != <size_t>-1:
+            i = free
+        else:
+            self._table.filled += 1
+        Py_INCREF(s)
+        slots[i] = (<size_t><void*>s) | ms_tag(h)
+        self._table.used += 1
+        return 0
+
+    cdef void _drop(self, Session s):
+        """Take s out of the table; the caller holds a reference, so nothing is freed here."""
+        cdef size_t* slots = self._table.slots
+        if slots == NULL:
+            return
+        cdef size_t capacity = self._table.capacity
+        cdef size_t i = ms_home(hash(s.sid), capacity)
+        cdef size_t target = <size_t><void*>s
+        cdef size_t word
+        while True:
+            word = slots[i]
+            if word == 0:
+                return
+            if word > 1 and (word & ~MS_TAG_MASK) == target:
+                slots[i] = 1
+                self._table.used -= 1
+                Py_DECREF(s)
+                return
+            i += 1
+            if i == capacity:
+                i = 0
 
     cdef inline double _now(self) except? -1.0:
         if self._clock is None:
@@ -382,28 +598,28 @@ cdef class MemoryProvider:
         if s._prev != NULL:
             (<Session>s._prev)._next = s._next
         else:
-            self._head = s._next
+            self._table.head = s._next
         if s._next != NULL:
             (<Session>s._next)._prev = s._prev
         else:
-            self._tail = s._prev
+            self._table.tail = s._prev
         s._prev = s._next = NULL
 
     cdef inline void _append(self, Session s):
-        s._prev = self._tail
+        s._prev = self._table.tail
         s._next = NULL
-        if self._tail != NULL:
-            (<Session>self._tail)._next = <void*>s
+        if self._table.tail != NULL:
+            (<Session>self._table.tail)._next = <void*>s
         else:
-            self._head = <void*>s
-        self._tail = <void*>s
+            self._table.head = <void*>s
+        self._table.tail = <void*>s
 
     cdef inline double _not_before_tail(self, double now):
         # Another thread may have stamped a later time between our clock
         # read and now (an injected clock can switch threads); the list must
         # stay ordered by second of use, so time in the store never runs backwards.
-        if self._tail != NULL and now < (<Session>self._tail).last_used:
-            return (<Session>self._tail).last_used
+        if self._table.tail != NULL and now < (<Session>self._table.tail).last_used:
+            return (<Session>self._table.tail).last_used
         return now
 
     cdef inline void _touch(self, Session s, double now):
@@ -415,7 +631,7 @@ cdef class MemoryProvider:
         now = self._not_before_tail(now)
         if floor(now) > floor(s.last_used):
             s.last_used = now
-            if self._tail != <void*>s:
+            if self._table.tail != <void*>s:
                 self._unlink(s)
                 self._append(s)
         elif now > s.last_used:
@@ -428,15 +644,15 @@ cdef class MemoryProvider:
             return 0
         self._unlink(s)
         s._stored = 0
-        PyDict_DelItem(self._map, s.sid)
+        self._drop(s)
         return 0
 
     cdef inline Session _stale_head(self, double now):
         """The least recently used session if it idled past the reclaim limit."""
         cdef Session head
-        if self._reclaim_after < 0.0 or self._head == NULL:
+        if self._reclaim_after < 0.0 or self._table.head == NULL:
             return None
-        head = <Session>self._head
+        head = <Session>self._table.head
         if now - head.last_used > self._reclaim_after:
             return head
         return None
@@ -460,11 +676,11 @@ cdef class MemoryProvider:
             if stale2 is not None:
                 self._remove(stale2)
                 self._expired += 1
-        if self._max_sessions and len(self._map) >= self._max_sessions:
-            victim = <Session>self._head
+        if self._max_sessions and self._table.used >= self._max_sessions:
+            victim = <Session>self._table.head
             self._remove(victim)
             self._evicted += 1
-        PyDict_SetItem(self._map, s.sid, s)
+        self._put(s)
         self._append(s)
         s._stored = 1
         self._created += 1
@@ -487,7 +703,7 @@ cdef class MemoryProvider:
         # garbage collector, and with it arbitrary destructors.
         cdef Session s = Session.__new__(Session)
         s.sid = sid
-        if PyDict_GetItem(self._map, sid) != NULL:
+        if self._find(sid) is not None:
             raise ValueError(f"session {_short(sid)!r} is live already")
         self._store(s, now)
         return s
@@ -512,27 +728,26 @@ cdef class MemoryProvider:
         cdef double now = self._now()
         if s._stored:
             raise ValueError("session is stored already")
-        if PyDict_GetItem(self._map, s.sid) != NULL:
+        if self._find(s.sid) is not None:
             raise ValueError(f"session {_short(s.sid)!r} is live already")
         self._store(s, now)
 
+    @cython.binding(False)
     def session_read(self, sid, max_lifetime=None):
         """The live session for sid, marked used now; None when unknown or expired."""
         cdef double limit = -1.0
-        cdef PyObject* found
         cdef Session s
-        if type(sid) is not str or not sid:
+        if type(sid) is not str or PyUnicode_GET_LENGTH(sid) == 0:
             sid = _check_sid(sid)
         if max_lifetime is not None:
             limit = _as_seconds(max_lifetime, "max_lifetime")
         cdef double now = self._now()
         if limit >= 0.0:
             self._saw_lifetime(limit)
-        found = PyDict_GetItem(self._map, sid)
-        if found == NULL:
+        s = self._find(<str>sid)
+        if s is None:
             self._misses += 1
             return None
-        s = <Session>found
         if limit >= 0.0 and now - s.last_used > limit:
             self._remove(s)
             self._expired += 1
@@ -548,33 +763,32 @@ cdef class MemoryProvider:
             self._expired += 1
         return s
 
+    @cython.binding(False)
     def session_update(self, sid):
         """Mark the session used now; False when sid is unknown."""
         sid = _check_sid(sid)
         cdef double now = self._now()
-        cdef PyObject* found = PyDict_GetItem(self._map, sid)
-        if found == NULL:
+        cdef Session s = self._find(sid)
+        if s is None:
             return False
-        self._touch(<Session>found, now)
+        self._touch(s, now)
         return True
 
     def session_destroy(self, sid):
         """Remove the session; nothing happens when sid is unknown."""
         sid = _check_sid(sid)
-        cdef PyObject* found = PyDict_GetItem(self._map, sid)
-        if found == NULL:
+        cdef Session s = self._find(sid)
+        if s is None:
             return None
-        cdef Session s = <Session>found
         self._remove(s)
         self._destroyed += 1
 
     def session_take(self, sid):
         """Remove the session and return it (its data as stored); None when not live."""
         sid = _check_sid(sid)
-        cdef PyObject* found = PyDict_GetItem(self._map, sid)
-        if found == NULL:
+        cdef Session s = self._find(sid)
+        if s is None:
             return None
-        cdef Session s = <Session>found
         self._remove(s)
         self._destroyed += 1
         return s
@@ -582,10 +796,9 @@ cdef class MemoryProvider:
     def session_destroy_if_empty(self, sid):
         """Remove the session if it holds no data; True when it was removed."""
         sid = _check_sid(sid)
-        cdef PyObject* found = PyDict_GetItem(self._map, sid)
-        if found == NULL:
+        cdef Session s = self._find(sid)
+        if s is None:
             return False
-        cdef Session s = <Session>found
         if dict.__len__(s) != 0:
             return False
         self._remove(s)
@@ -599,7 +812,7 @@ cdef class MemoryProvider:
         cdef list removed = None
         self._saw_lifetime(limit)
         cdef Session s
-        cdef void* node = self._head
+        cdef void* node = self._table.head
         while node != NULL:
             s = <Session>node
             # Every session from here on was last used at or after the
@@ -623,7 +836,7 @@ cdef class MemoryProvider:
     def sessions(self):
         """Live sessions, least recently used first (to the second), without marking them used."""
         cdef list snapshot = []
-        cdef void* node = self._head
+        cdef void* node = self._table.head
         while node != NULL:
             snapshot.append(<Session>node)
             node = (<Session>node)._next
@@ -651,7 +864,7 @@ cdef class MemoryProvider:
     def _order(self):
         """The live sessions, least recently used first (a plain list, for snapshots)."""
         cdef list snapshot = []
-        cdef void* node = self._head
+        cdef void* node = self._table.head
         while node != NULL:
             snapshot.append(<Session>node)
             node = (<Session>node)._next
@@ -683,8 +896,10 @@ cdef class MemoryProvider:
         """Store checked columns (least recently used first, store clock) in this empty store."""
         cdef Session s
         cdef Py_ssize_t i, n = len(sids)
-        if len(self._map):
-            raise ValueError(f"the store must be empty to load a snapshot (it holds {len(self._map)} sessions)")
+        if self._table.used:
+            raise ValueError(f"the store must be empty to load a snapshot (it holds {self._table.used} sessions)")
+        if n:
+            self._grow(n)
         for i in range(n):
             s = Session.__new__(Session)
             s.sid = sids[i]
@@ -694,7 +909,7 @@ cdef class MemoryProvider:
             s._cookie_off = <float>(<double>cookies[i])
             PyDict_Update(s, datas[i])
             s._stored = 1
-            PyDict_SetItem(self._map, s.sid, s)
+            self._put(s)
             self._append(s)
         self._created += n
         return n
@@ -702,7 +917,7 @@ cdef class MemoryProvider:
     def stats(self):
         """Counters: live, hits, misses, created, destroyed, expired, evicted."""
         return {
-            "live": len(self._map),
+            "live": self._table.used,
             "hits": self._hits,
             "misses": self._misses,
             "created": self._created,
@@ -712,19 +927,27 @@ cdef class MemoryProvider:
         }
 
     cdef inline bint _holds(self, Session s):
-        cdef PyObject* found = PyDict_GetItem(self._map, s.sid)
-        return found == <PyObject*>s
+        return self._find(s.sid) is s
 
     def __len__(self):
-        return len(self._map)
+        return self._table.used
 
     def __contains__(self, sid):
         if not isinstance(sid, str):
             return False
-        return sid in self._map
+        return self._find(str.__str__(sid) if type(sid) is not str else <str>sid) is not None
 
     def __repr__(self):
-        return f"<MemoryProvider live={len(self._map)} max_sessions={self.max_sessions}>"
+        return f"<MemoryProvider live={self._table.used} max_sessions={self.max_sessions}>"
+
+
+cdef void _install_table_hooks() except *:
+    # The table's offset inside a provider, for the collector's hooks.
+    cdef MemoryProvider probe = MemoryProvider.__new__(MemoryProvider)
+    ms_install(<PyObject*>probe, &probe._table)
+
+
+_install_table_hooks()
 
 
 @cython.final

@@ -678,7 +678,8 @@ class MemoryProvider:
     def __contains__(self, sid: object) -> bool:
         if not isinstance(sid, str):
             return False
-        return sid in self._map
+        # By value: a str subclass's own __hash__/__eq__ never run here.
+        return str.__str__(sid) in self._map
 
     def __repr__(self) -> str:
         return f"<MemoryProvider live={len(self._map)} max_sessions={self.max_sessions}>"

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import gc
 import math
+import random
 import sys
 import time
 import types
+import weakref
 from typing import Any
 
 import pytest
@@ -995,3 +997,72 @@ def test_take_removes_and_returns_the_stored_session(core: types.ModuleType, clo
     taken = p.session_take("a")
     assert taken is not None and taken.sid == "a" and dict(taken) == {"user": "ann"}
     assert "a" not in p and p.session_take("a") is None and p.stats()["destroyed"] == 1
+
+
+# --- the map from id to session ---------------------------------------------------
+
+
+def test_the_map_finds_every_live_id_through_growth_removal_and_reuse(
+    core: types.ModuleType, clock: FakeClock
+) -> None:
+    rng = random.Random(7)
+    p = core.MemoryProvider(clock=clock)
+    live: dict[str, Any] = {}
+    names = [f"s{i}-{'é' if i % 5 == 0 else 'x'}{'𝄞' if i % 11 == 0 else ''}" for i in range(3000)]
+    for step in range(12000):
+        sid = rng.choice(names)
+        action = rng.random()
+        if action < 0.45:
+            if sid in live:
+                with pytest.raises(ValueError):
+                    p.session_init(sid)
+            else:
+                live[sid] = p.session_init(sid)
+        elif action < 0.75:
+            # An equal id that is another str object: found by value, not identity.
+            copy = "".join(list(sid))
+            assert p.session_read(copy) is live.get(sid)
+        else:
+            p.session_destroy(sid)
+            live.pop(sid, None)
+        if step % 1000 == 0:
+            assert len(p) == len(live) == p.stats()["live"]
+    assert len(p) == len(live)
+    for sid in names:
+        assert (sid in p) == (sid in live)
+        assert p.session_read(sid) is live.get(sid)
+    assert {s.sid for s in p.sessions()} == set(live)
+    # Emptied and refilled: removed entries never hide a live one.
+    for sid in list(live):
+        p.session_destroy(sid)
+    assert len(p) == 0 and list(p.sessions()) == []
+    for sid in names[:500]:
+        p.session_init(sid)
+    assert all(p.session_read(sid) is not None for sid in names[:500])
+    assert not any(sid in p for sid in names[500:])
+
+
+def test_a_str_subclass_finds_the_session_its_value_names(provider: Any) -> None:
+    class Id(str):
+        def __hash__(self) -> int:
+            return 0
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    stored = provider.session_init("abc")
+    assert Id("abc") in provider and Id("abd") not in provider
+    assert provider.session_read(Id("abc")) is stored
+    assert provider.session_read(Id("zzz")) is None
+
+
+def test_a_provider_kept_alive_only_by_its_own_sessions_is_collected(
+    core: types.ModuleType,
+) -> None:
+    p = core.MemoryProvider()
+    for sid in ids(100):
+        p.session_init(sid)["provider"] = p  # a cycle through the store
+    gone = weakref.ref(p)
+    del p
+    gc.collect()
+    assert gone() is None
