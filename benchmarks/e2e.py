@@ -5,13 +5,19 @@ store: GET / adds one to the session's counter "n" and answers its new
 value as text.
 
 - uvicorn (one worker) + Starlette: a tiny middleware handing every request
-  the same plain dict as scope["session"] (the floor: no cookie, no store),
+  the same plain dict as scope["session"] (the floor: no store),
   memsession.asgi.SessionMiddleware with the memory provider, and
   Starlette's own SessionMiddleware (a signed cookie).
 - gunicorn (one sync worker) + Flask: a session interface handing every
   request the same plain dict (the floor), memsession.flask.init_app(app)
   (the memory provider), Flask's own signed-cookie session, and
   Flask-Session with cachelib's SimpleCache (in the worker's memory).
+
+The floors set a cookie of the same shape as memsession's on an answer to a
+request without one, and ignore it afterwards: every variant's traffic then
+carries the same Cookie header (which wrk's script formats, and the server
+parses, on the same two cores), so what the floor leaves out is the session
+store's work alone.
 
 Every variant gets its own server on a free port of 127.0.0.1, all of a
 group started at once. Before any timing each is checked over plain HTTP:
@@ -139,17 +145,35 @@ def starlette_app(variant: Optional[str] = None) -> Any:
     return Starlette(routes=[Route("/", count)], middleware=[middleware])
 
 
+FLOOR_COOKIE = "session=" + "f" * 43  # the floors' cookie: memsession's shape, never read
+_FLOOR_SET_COOKIE = (b"set-cookie", FLOOR_COOKIE.encode() + b"; Path=/; HttpOnly; SameSite=Lax")
+
+
 class _SharedSession:
-    """ASGI middleware: every http request gets the same plain dict as scope["session"]."""
+    """ASGI middleware: every http request gets the same plain dict as scope["session"].
+
+    A request without a cookie gets the floor's cookie set, as a session would.
+    """
 
     def __init__(self, app: Any) -> None:
         self.app = app
         self.session: dict[str, Any] = {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            scope["session"] = self.session
-        await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        scope["session"] = self.session
+        if any(name == b"cookie" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+
+        async def send_cookie(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", ()), _FLOOR_SET_COOKIE]}
+            await send(message)
+
+        await self.app(scope, receive, send_cookie)
 
 
 def flask_app(variant: str) -> Any:
@@ -185,7 +209,8 @@ def flask_app(variant: str) -> Any:
 
 
 def _shared_session_interface() -> Any:
-    """A Flask session interface handing every request the same dict and saving nothing."""
+    """A Flask session interface handing every request the same dict, saving nothing but a cookie once."""
+    import flask
     from flask.sessions import SessionInterface, SessionMixin
 
     class PlainSession(dict, SessionMixin):  # type: ignore[type-arg]
@@ -199,7 +224,8 @@ def _shared_session_interface() -> Any:
             return self.session
 
         def save_session(self, app: Any, session: Any, response: Any) -> None:
-            pass
+            if not flask.request.cookies:  # set once, as a session would
+                response.headers.add("Set-Cookie", _FLOOR_SET_COOKIE[1].decode())
 
     return SharedSessionInterface()
 
@@ -293,8 +319,8 @@ class _Process:
         third, cookie = count(cookie)
         fresh, _ = count(None)
         if self.variant == FLOOR:
-            ok = cookie is None and first < second < third < fresh
-            expected = "a counter growing over every request, no cookie"
+            ok = cookie == FLOOR_COOKIE and first < second < third < fresh
+            expected = f"a counter growing over every request, and the cookie {FLOOR_COOKIE!r}"
         else:
             ok = cookie is not None and (first, second, third, fresh) == (1, 2, 3, 1)
             expected = "1, 2, 3 for one cookie and 1 again without it"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import threading
 import warnings
 from datetime import timedelta
@@ -14,7 +15,7 @@ from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.wrappers import Request, Response
 
 from ._impl import RequestSession
-from .cookies import session_headers
+from .cookies import CACHE_CONTROL, session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider
@@ -44,8 +45,15 @@ _STORE_TYPES = ("memsession", "memory", "redis")
 SessionMixin.register(RequestSession)
 
 
+_SETTING_VALUES = operator.itemgetter(*_COOKIE_SETTINGS)
+
+
 def _settings(app: Flask) -> tuple[Any, ...]:
-    return tuple(app.config.get(key, default) for key, default in _COOKIE_SETTINGS.items())
+    try:
+        # One C call per request: Flask's config holds every one of these.
+        return tuple(_SETTING_VALUES(app.config))
+    except KeyError:  # a setting deleted from the config: its default
+        return tuple(app.config.get(key, default) for key, default in _COOKIE_SETTINGS.items())
 
 
 def _provider_from_config(app: Flask) -> Provider:
@@ -148,7 +156,10 @@ class MemsessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> Optional[SessionMixin]:
         manager = self.manager_for(app)
         try:
-            session = manager.session_start(request.headers.get("Cookie"), https=request.is_secure)
+            environ = request.environ
+            session = manager.session_start(
+                environ.get("HTTP_COOKIE"), https=environ.get("wsgi.url_scheme") in ("https", "wss")
+            )
         except ProviderUnavailableError:
             setattr(g, _UNAVAILABLE, True)  # answered with 503 before the view runs
             return None
@@ -161,14 +172,25 @@ class MemsessionInterface(SessionInterface):
         if not isinstance(session, RequestSession):
             return  # a NullSession: nothing to save
         try:
-            cookie = session._owner.session_cookie(session, https=request.is_secure)
+            cookie = session._owner.session_cookie(
+                session, https=request.environ.get("wsgi.url_scheme") in ("https", "wss")
+            )
         except ProviderUnavailableError:
             _make_unavailable(response)
             return
-        if cookie is not None or session.accessed:
-            headers = session_headers(list(response.headers.items()), cookie, session.accessed)
-            response.headers.clear()
-            response.headers.extend(headers)
+        if cookie is None and not session.accessed:
+            return
+        headers = response.headers
+        if "Vary" not in headers and (cookie is None or "Cache-Control" not in headers):
+            # The usual response: nothing of its own to merge ours into.
+            headers.add("Vary", "Cookie")
+            if cookie is not None:
+                headers.add("Set-Cookie", cookie)
+                headers.add(*CACHE_CONTROL)
+            return
+        merged = session_headers(list(headers.items()), cookie, session.accessed)
+        headers.clear()
+        headers.extend(merged)
 
 
 def _make_unavailable(response: Response) -> None:
