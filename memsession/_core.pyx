@@ -489,6 +489,10 @@ cdef class MemoryProvider:
         """The capacity, or None when unbounded."""
         return None if self._max_sessions == 0 else self._max_sessions
 
+    def __cinit__(self):
+        # Also for a provider made by __new__ alone: no lifetime known yet.
+        self._reclaim_after = -1.0
+
     def __dealloc__(self):
         ms_table_release(&self._table)
 
@@ -551,16 +555,13 @@ cdef class MemoryProvider:
         cdef size_t* slots = self._table.slots
         cdef size_t capacity = self._table.capacity
         cdef size_t i = ms_home(h, capacity)
-        cdef size_t free = <size_t>-1
-        while slots[i] != 0:
-            if slots[i] == 1 and free == <size_t>-1:
-                free = i
+        # The first removed entry on the way is reused (the id is not held
+        # further on: the caller checked); else the empty slot ending the run.
+        while slots[i] > 1:
             i += 1
             if i == capacity:
                 i = 0
-        if free != <size_t>-1:
-            i = free
-        else:
+        if slots[i] == 0:
             self._table.filled += 1
         Py_INCREF(s)
         slots[i] = (<size_t><void*>s) | ms_tag(h)
@@ -809,29 +810,33 @@ cdef class MemoryProvider:
         """Remove sessions idle longer than max_lifetime; return how many."""
         cdef double limit = _as_seconds(max_lifetime, "max_lifetime")
         cdef double now = self._now()
-        cdef list removed = None
         self._saw_lifetime(limit)
-        cdef Session s
         cdef void* node = self._table.head
+        # Every session from the first whose second starts within the limit
+        # on was last used no longer ago: none of them can be idle longer.
+        if node == NULL or now - floor((<Session>node).last_used) <= limit:
+            return 0
+        # Allocated before the sweep holds a borrowed pointer: allocating may
+        # run the cyclic collector, and with it destructors that remove sessions.
+        cdef list removed = []
+        cdef Session s
+        node = self._table.head
         while node != NULL:
             s = <Session>node
-            # Every session from here on was last used at or after the
-            # start of this one's second: none of them can be idle longer.
             if now - floor(s.last_used) <= limit:
                 break
             node = s._next
             # Within the second where the limit falls, sessions are in the
             # order they entered it: a live one is passed over, not a stop.
             if now - s.last_used > limit:
-                if removed is None:
-                    removed = []
                 self._remove(s)
                 self._expired += 1
                 # Victims are released together once the loop is done, so no
-                # destructor runs while sessions are still being collected.
+                # destructor runs while sessions are still being collected
+                # (appending grows the list's array only: no collection).
                 removed.append(s)
         s = None
-        return 0 if removed is None else len(removed)
+        return len(removed)
 
     def sessions(self):
         """Live sessions, least recently used first (to the second), without marking them used."""
@@ -877,6 +882,8 @@ cdef class MemoryProvider:
         cdef bytearray flags = bytearray()
         cdef Session s
         cdef Py_ssize_t i
+        if start < 0:
+            start = 0
         if stop > len(order):
             stop = len(order)
         for i in range(start, stop):
@@ -898,6 +905,9 @@ cdef class MemoryProvider:
         cdef Py_ssize_t i, n = len(sids)
         if self._table.used:
             raise ValueError(f"the store must be empty to load a snapshot (it holds {self._table.used} sessions)")
+        for i in range(n):
+            if type(sids[i]) is not str or not sids[i]:
+                raise ValueError("snapshot ids must be non-empty str")
         if n:
             self._grow(n)
         for i in range(n):

@@ -617,7 +617,7 @@ class MemoryProvider:
         cookies: list[float] = []
         datas: list[dict[Any, Any]] = []
         with self._lock:
-            for s in order[start:stop]:
+            for s in order[max(start, 0) : stop]:
                 if self._holds(s):
                     sids.append(s._sid)  # type: ignore[arg-type]
                     created.append(s._created + to_wall)
@@ -644,6 +644,8 @@ class MemoryProvider:
                 raise ValueError(
                     f"the store must be empty to load a snapshot (it holds {len(self._map)} sessions)"
                 )
+            if not all(type(sid) is str and sid for sid in sids):
+                raise ValueError("snapshot ids must be non-empty str")
             for i, sid in enumerate(sids):
                 s = Session.__new__(Session)
                 s._sid, s._created, s._last_used = sid, float(created[i]), float(used[i])
