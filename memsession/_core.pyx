@@ -308,7 +308,12 @@ cdef class NearReader:
             and (max_lifetime is None or type(max_lifetime) is float or type(max_lifetime) is int)
             and self._quiet(memsession_monotonic_precise())
         ):
-            entry = self.cache.session_read(sid, max_lifetime)
+            if type(self.cache) is MemoryProvider:  # the usual store: no Python call
+                entry = (<MemoryProvider>self.cache)._read(
+                    _check_sid(sid), -1.0 if max_lifetime is None else _as_seconds(max_lifetime, "max_lifetime")
+                )
+            else:
+                entry = self.cache.session_read(sid, max_lifetime)
             if entry is not None:
                 meta = PyDict_GetItem(entry, self._meta_key)
                 if meta != NULL and (<list>meta)[2] is True:
@@ -737,15 +742,19 @@ cdef class MemoryProvider:
     def session_read(self, sid, max_lifetime=None):
         """The live session for sid, marked used now; None when unknown or expired."""
         cdef double limit = -1.0
-        cdef Session s
         if type(sid) is not str or PyUnicode_GET_LENGTH(sid) == 0:
             sid = _check_sid(sid)
         if max_lifetime is not None:
             limit = _as_seconds(max_lifetime, "max_lifetime")
+        return self._read(<str>sid, limit)
+
+    cdef Session _read(self, str sid, double limit):
+        """session_read with its arguments checked (limit -1: no lifetime)."""
+        cdef Session s
         cdef double now = self._now()
         if limit >= 0.0:
             self._saw_lifetime(limit)
-        s = self._find(<str>sid)
+        s = self._find(sid)
         if s is None:
             self._misses += 1
             return None
