@@ -180,9 +180,12 @@ class SessionMiddleware:
         is_async = manager._async
         at_once = self._at_once
         https = scope.get("scheme") in ("https", "wss")
-        cookies = [value for name, value in scope.get("headers", ()) if name == b"cookie"]
-        # HTTP/2 may split the Cookie header; join the parts as HTTP/1.1 would.
-        header = b"; ".join(cookies).decode("latin-1") if cookies else None
+        raw: Optional[bytes] = None
+        for name, value in scope.get("headers", ()):
+            if name == b"cookie":
+                # HTTP/2 may split the Cookie header; join the parts as HTTP/1.1 would.
+                raw = value if raw is None else raw + b"; " + value
+        header = None if raw is None else raw.decode("latin-1")
         try:
             if is_async:
                 session = await manager.asession_start(header, https=https)
@@ -250,6 +253,8 @@ def _with_session(raw: Any, cookie: Optional[str], accessed: bool) -> list[Any]:
     """
     headers = list(raw)
     for name, _ in headers:
+        if len(name) != 4 and len(name) != 13:
+            continue  # neither Vary nor Cache-Control: no need to fold its case
         lower = name.lower()
         if lower == b"vary" or (cookie is not None and lower == b"cache-control"):
             merged = session_headers(
