@@ -176,11 +176,11 @@ def run(
         bars.append(Bar("workers", KINDS["cached"], KINDS["redis"], True, 2.0, text))
     bars += e2e_bars(groups)
     _value(bars, by_key)
-    n = str(size.memory[-1])
-    mem_bar = Bar("memory", ours, "ttl", False, 0.7, f"memory at {int(n):,}: ours / TTLCache bytes")
-    if "ttl" in memory and ours in memory:
-        mem_bar.value = memory[ours][n] / memory["ttl"][n]
-    bars.append(mem_bar)
+    for n in map(str, size.memory):
+        mem_bar = Bar("memory", ours, "ttl", False, 0.65, f"memory at {int(n):,}: ours / TTLCache bytes")
+        if n in memory.get("ttl", {}) and n in memory.get(ours, {}):
+            mem_bar.value = memory[ours][n] / memory["ttl"][n]
+        bars.append(mem_bar)
     return _results("quick" if quick else "full", ours, groups, memory, bars)
 
 
