@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import types
 import uuid
 from collections.abc import Iterator
@@ -36,6 +37,15 @@ def core(request: pytest.FixtureRequest) -> types.ModuleType:
 def clock() -> FakeClock:
     """A clock that moves only when the test says so."""
     return FakeClock(1000.0)
+
+
+@pytest.fixture
+def busy_switching() -> Iterator[None]:
+    """Switch threads as often as the interpreter allows, to provoke races."""
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    yield
+    sys.setswitchinterval(old)
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ import io
 import json
 import pickle
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -1036,15 +1035,6 @@ def test_login_regenerate_and_logout_work_across_two_wsgi_workers(
 
 
 # -- findings ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Switch threads as often as the interpreter allows, to provoke races."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(old)
 
 
 def test_copying_a_shared_session_while_another_request_deletes_a_key_never_fails(

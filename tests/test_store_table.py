@@ -8,11 +8,9 @@ import gc
 import math
 import random
 import sys
-import threading
 import tracemalloc
 import types
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -22,7 +20,8 @@ from memsession import _core_py
 from memsession._impl import NO_EXTENSIONS
 from memsession.testing import FakeClock
 
-THREADS = 8
+from .concurrency import THREADS, run_threads
+
 MASK64 = (1 << 64) - 1
 
 
@@ -943,37 +942,6 @@ def test_a_collection_inside_session_gc_removes_every_idle_session_in_the_compil
 
 
 # --- threads -------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Switch threads as often as the interpreter allows, to provoke races."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(old)
-
-
-def run_threads(target: Callable[[int], None], n: int = THREADS) -> None:
-    """Run target(i) in n threads started together; re-raise the first failure."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(n)
-
-    def wrapped(i: int) -> None:
-        try:
-            start.wait()
-            target(i)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    if errors:
-        raise errors[0]
 
 
 def test_threads_doing_every_operation_on_their_own_ids_keep_exact_counts(

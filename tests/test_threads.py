@@ -4,51 +4,17 @@ from __future__ import annotations
 
 import math
 import random
-import sys
-import threading
 import types
 from collections.abc import Iterator
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
 from memsession import Manager
 
+from .concurrency import THREADS, run_threads
 from .stacks import wsgi_app
 from .webserver import Browser, serving
-
-THREADS = 8
-
-
-@pytest.fixture
-def busy_switching() -> Iterator[None]:
-    """Switch threads as often as the interpreter allows, to provoke races."""
-    old = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)
-    yield
-    sys.setswitchinterval(old)
-
-
-def run_threads(target: Callable[[int], None], n: int = THREADS) -> None:
-    """Run target(i) in n threads started together; re-raise the first failure."""
-    errors: list[BaseException] = []
-    start = threading.Barrier(n)
-
-    def wrapped(i: int) -> None:
-        try:
-            start.wait()
-            target(i)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=wrapped, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    if errors:
-        raise errors[0]
 
 
 def test_threads_hammering_one_provider_keep_exact_counts(
