@@ -849,12 +849,7 @@ cdef class MemoryProvider:
 
     def sessions(self):
         """Live sessions, least recently used first (to the second), without marking them used."""
-        cdef list snapshot = []
-        cdef void* node = self._table.head
-        while node != NULL:
-            snapshot.append(<Session>node)
-            node = (<Session>node)._next
-        return _LiveSessions(self, snapshot)
+        return _LiveSessions(self, self._order())
 
     def save(self, path, **options):
         """Write every live session to path (atomic, mode 0600, versioned); return how many.

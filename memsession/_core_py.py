@@ -570,13 +570,7 @@ class MemoryProvider:
 
     def sessions(self) -> Iterator[Session]:
         """Live sessions, least recently used first (to the second), without marking them used."""
-        snapshot: list[Session] = []
-        with self._lock:
-            node = self._head
-            while node is not None:
-                snapshot.append(node)
-                node = node._next
-        return _LiveSessions(self, snapshot)
+        return _LiveSessions(self, self._order())
 
     def save(self, path: Any, **options: Any) -> int:
         """Write every live session to path (atomic, mode 0600, versioned); return how many.
