@@ -37,14 +37,16 @@ cdef extern from *:
     """
     /* The store's map from id to session: open addressing with linear
        probing over one array of words. A word is 0 (never used), 1 (a
-       removed entry) or a session pointer whose three low bits (zero in any
-       object address) carry three bits of the id's hash, so a probe rarely
-       follows a pointer to the wrong session. One word per slot and no
-       stored keys or hashes: about a third of a dict's bytes per session,
-       and one cache miss less per lookup. The capacity is any size (the
-       hash is scaled onto it), so the table grows by half, not double. The
-       list's ends live here too, so clearing the table leaves the list
-       empty. */
+       removed entry) or a session pointer carrying bits of the id's hash
+       where the address has none: its three low bits (zero in any object
+       address) and, on 64-bit platforms, its top sixteen (zero in every
+       user-space address there). With 19 bits a probe follows a pointer to
+       the wrong session about once in half a million lookups, not once in
+       eight. One word per slot and no stored keys or hashes: about a third
+       of a dict's bytes per session, and one cache miss less per lookup.
+       The capacity is any size (the hash is scaled onto it), so the table
+       grows by half, not double. The list's ends live here too, so
+       clearing the table leaves the list empty. */
     typedef struct {
         size_t *slots;
         size_t capacity;
@@ -52,12 +54,49 @@ cdef extern from *:
         Py_ssize_t filled;   /* sessions held plus removed entries */
         void *head;          /* least recently used */
         void *tail;          /* most recently used */
+        int narrow;          /* 1: an address used the top bits; tags are 3 bits */
     } ms_table;
 
-    #define MS_TAG_MASK ((size_t)7)
+    #define MS_LOW_BITS ((size_t)7)
+    #if SIZEOF_SIZE_T == 8
+    #define MS_HIGH_BITS ((size_t)0xFFFF000000000000ULL)
+    #else
+    #define MS_HIGH_BITS ((size_t)0)
+    #endif
 
-    static inline size_t ms_tag(Py_hash_t h) {
-        return (size_t)h & MS_TAG_MASK;
+    /* The bits of a word that carry the tag, not the address. */
+    static inline size_t ms_mask(const ms_table *t) {
+        return t->narrow ? MS_LOW_BITS : (MS_LOW_BITS | MS_HIGH_BITS);
+    }
+
+    /* The tag of a hash: bits 0-2 in the low bits, bits 3-18 in the top
+       sixteen (the slot comes from the hash's high bits, so they differ). */
+    static inline size_t ms_tag(const ms_table *t, Py_hash_t h) {
+        size_t tag = (size_t)h & MS_LOW_BITS;
+    #if SIZEOF_SIZE_T == 8
+        if (!t->narrow) tag |= (((size_t)h >> 3) & (size_t)0xFFFF) << 48;
+    #endif
+        return tag;
+    }
+
+    /* The session a word holds (borrowed). */
+    static inline PyObject *ms_session(const ms_table *t, size_t word) {
+        return (PyObject *)(word & ~ms_mask(t));
+    }
+
+    /* Drop the top tag bits for good: an address reached into them. */
+    static void ms_narrow(ms_table *t) {
+        if (t->narrow) return;
+        for (size_t i = 0; t->slots && i < t->capacity; i++) {
+            if (t->slots[i] > 1) t->slots[i] &= ~MS_HIGH_BITS;
+        }
+        t->narrow = 1;
+    }
+
+    /* The hash of an exact str: its cached one when it has been computed. */
+    static inline Py_hash_t ms_hash(PyObject *sid) {
+        Py_hash_t h = ((PyASCIIObject *)sid)->hash;
+        return h != -1 ? h : PyObject_Hash(sid);
     }
 
     /* The slot where a hash's probe starts: the hash scaled onto the
@@ -85,13 +124,14 @@ cdef extern from *:
     static void ms_table_release(ms_table *t) {
         size_t *slots = t->slots;
         size_t n = slots ? t->capacity : 0;
+        size_t mask = ms_mask(t);  /* before any destructor can run */
         t->slots = NULL;
         t->capacity = 0;
         t->used = t->filled = 0;
         t->head = t->tail = NULL;
         for (size_t i = 0; i < n; i++) {
             if (slots[i] > 1) {
-                Py_DECREF((PyObject *)(slots[i] & ~MS_TAG_MASK));
+                Py_DECREF((PyObject *)(slots[i] & ~mask));
             }
         }
         PyMem_Free(slots);
@@ -109,7 +149,7 @@ cdef extern from *:
         ms_table *t = (ms_table *)((char *)o + ms_table_offset);
         if (t->slots) {
             for (size_t i = 0; i < t->capacity; i++) {
-                if (t->slots[i] > 1) Py_VISIT((PyObject *)(t->slots[i] & ~MS_TAG_MASK));
+                if (t->slots[i] > 1) Py_VISIT(ms_session(t, t->slots[i]));
             }
         }
         return 0;
@@ -138,8 +178,13 @@ cdef extern from *:
         Py_ssize_t filled
         void* head
         void* tail
-    size_t MS_TAG_MASK
-    size_t ms_tag(Py_hash_t h) nogil
+        int narrow
+    size_t MS_HIGH_BITS
+    size_t ms_mask(const ms_table* t) nogil
+    size_t ms_tag(const ms_table* t, Py_hash_t h) nogil
+    PyObject* ms_session(const ms_table* t, size_t word) nogil
+    void ms_narrow(ms_table* t) nogil
+    Py_hash_t ms_hash(PyObject* sid) except? -1
     size_t ms_home(Py_hash_t h, size_t capacity) nogil
     bint ms_same_id(PyObject* stored, PyObject* sought, Py_hash_t h)
     void ms_table_release(ms_table* t)
@@ -506,20 +551,22 @@ cdef class MemoryProvider:
         cdef size_t* slots = self._table.slots
         if slots == NULL:
             return None
-        cdef Py_hash_t h = hash(sid)
+        cdef Py_hash_t h = ms_hash(<PyObject*>sid)
         cdef size_t capacity = self._table.capacity
+        cdef size_t mask = ms_mask(&self._table)
+        cdef size_t tag = ms_tag(&self._table, h)
         cdef size_t i = ms_home(h, capacity)
-        cdef size_t tag = ms_tag(h)
         cdef size_t word
-        cdef Session s
+        cdef PyObject* found
         while True:
             word = slots[i]
             if word == 0:
                 return None
-            if word > 1 and (word & MS_TAG_MASK) == tag:
-                s = <Session><PyObject*>(word & ~MS_TAG_MASK)
-                if ms_same_id(<PyObject*>s.sid, <PyObject*>sid, h):
-                    return s
+            if word > 1 and (word & mask) == tag:
+                # Borrowed until it matches: a wrong candidate is only read.
+                found = <PyObject*>(word & ~mask)
+                if ms_same_id(<PyObject*>(<Session>found).sid, <PyObject*>sid, h):
+                    return <Session>found
             i += 1
             if i == capacity:
                 i = 0
@@ -539,7 +586,7 @@ cdef class MemoryProvider:
         for j in range(old_capacity):
             word = old[j]
             if word > 1:
-                h = hash((<Session><PyObject*>(word & ~MS_TAG_MASK)).sid)
+                h = ms_hash(<PyObject*>(<Session>ms_session(&self._table, word)).sid)
                 i = ms_home(h, capacity)
                 while fresh[i] != 0:
                     i += 1
@@ -556,7 +603,9 @@ cdef class MemoryProvider:
         """Add s, whose id the table does not hold; the table takes a reference."""
         if self._table.slots == NULL or (<size_t>self._table.filled + 1) * 4 > self._table.capacity * 3:
             self._grow(self._table.used + 1)
-        cdef Py_hash_t h = hash(s.sid)
+        if (<size_t><void*>s) & MS_HIGH_BITS:
+            ms_narrow(&self._table)
+        cdef Py_hash_t h = ms_hash(<PyObject*>s.sid)
         cdef size_t* slots = self._table.slots
         cdef size_t capacity = self._table.capacity
         cdef size_t i = ms_home(h, capacity)
@@ -569,24 +618,25 @@ cdef class MemoryProvider:
         if slots[i] == 0:
             self._table.filled += 1
         Py_INCREF(s)
-        slots[i] = (<size_t><void*>s) | ms_tag(h)
+        slots[i] = (<size_t><void*>s) | ms_tag(&self._table, h)
         self._table.used += 1
         return 0
 
-    cdef void _drop(self, Session s):
+    cdef void _drop(self, Session s) noexcept:
         """Take s out of the table; the caller holds a reference, so nothing is freed here."""
         cdef size_t* slots = self._table.slots
         if slots == NULL:
             return
         cdef size_t capacity = self._table.capacity
-        cdef size_t i = ms_home(hash(s.sid), capacity)
+        cdef size_t mask = ms_mask(&self._table)
+        cdef size_t i = ms_home(ms_hash(<PyObject*>s.sid), capacity)
         cdef size_t target = <size_t><void*>s
         cdef size_t word
         while True:
             word = slots[i]
             if word == 0:
                 return
-            if word > 1 and (word & ~MS_TAG_MASK) == target:
+            if word > 1 and (word & ~mask) == target:
                 slots[i] = 1
                 self._table.used -= 1
                 Py_DECREF(s)
@@ -600,7 +650,7 @@ cdef class MemoryProvider:
             return memsession_monotonic()
         return _as_time(self._clock())
 
-    cdef inline void _unlink(self, Session s):
+    cdef inline void _unlink(self, Session s) noexcept:
         if s._prev != NULL:
             (<Session>s._prev)._next = s._next
         else:
@@ -611,7 +661,7 @@ cdef class MemoryProvider:
             self._table.tail = s._prev
         s._prev = s._next = NULL
 
-    cdef inline void _append(self, Session s):
+    cdef inline void _append(self, Session s) noexcept:
         s._prev = self._table.tail
         s._next = NULL
         if self._table.tail != NULL:
@@ -620,7 +670,7 @@ cdef class MemoryProvider:
             self._table.head = <void*>s
         self._table.tail = <void*>s
 
-    cdef inline double _not_before_tail(self, double now):
+    cdef inline double _not_before_tail(self, double now) noexcept:
         # Another thread may have stamped a later time between our clock
         # read and now (an injected clock can switch threads); the list must
         # stay ordered by second of use, so time in the store never runs backwards.
@@ -628,7 +678,7 @@ cdef class MemoryProvider:
             return (<Session>self._table.tail).last_used
         return now
 
-    cdef inline void _touch(self, Session s, double now):
+    cdef inline void _touch(self, Session s, double now) noexcept:
         # The list is ordered by the whole second of each last use, not by
         # the use itself: a session used again within the second it was
         # last moved in only has its time written. That keeps repeated reads
@@ -693,7 +743,7 @@ cdef class MemoryProvider:
         return 0
         # victims are released on return, with the store consistent
 
-    cdef inline void _saw_lifetime(self, double limit):
+    cdef inline void _saw_lifetime(self, double limit) noexcept:
         if limit > self._reclaim_after:
             self._reclaim_after = limit
 
@@ -962,6 +1012,12 @@ cdef void _install_table_hooks() except *:
 
 
 _install_table_hooks()
+
+
+def _narrow_tags(MemoryProvider provider):
+    """Give provider's table the 3-bit tags a session address above 48 bits forces (for tests)."""
+    ms_narrow(&provider._table)
+    return bool(provider._table.narrow)
 
 
 @cython.final

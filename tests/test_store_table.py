@@ -82,8 +82,9 @@ def clustered_ids(n: int, prefix: str, top: int = 0xFF, tag: int = 5) -> list[st
     """n ids whose hashes share their top 8 bits and their low 3 bits.
 
     With top 0xFF every one of them starts probing at the last slot of any
-    table of up to 256 slots, so the probe wraps to slot 0, and all carry the
-    same tag: only the id comparison tells them apart.
+    table of up to 256 slots, so the probe wraps to slot 0. They share the
+    low tag bits: in a table with narrow (3-bit) tags only the id comparison
+    tells them apart.
     """
     found: list[str] = []
     i = 0
@@ -133,6 +134,7 @@ def twin_run(
     weights: dict[str, int] = OPS_DEFAULT,
     lifetimes: tuple[float, ...] = (0, 0.5, 1, 2.5, 5, 30),
     full_check_every: int = 5000,
+    narrow: bool = False,
 ) -> dict[str, int]:
     """Drive both cores with the same random operations on one clock; fail at the first difference."""
     core = compiled()
@@ -140,6 +142,8 @@ def twin_run(
     clock = FakeClock(1000.0)
     fast = core.MemoryProvider(clock=clock, max_sessions=max_sessions)
     slow = _core_py.MemoryProvider(clock=clock, max_sessions=max_sessions)
+    if narrow:
+        assert core._narrow_tags(fast)
     ops = [op for op, weight in weights.items() for _ in range(weight)]
     for step in range(steps):
         op = rng.choice(ops)
@@ -225,11 +229,72 @@ def test_eviction_at_capacity_matches_the_twin(max_sessions: int) -> None:
     assert stats["evicted"] > 1000 and stats["live"] <= max_sessions
 
 
-def test_ids_sharing_one_probe_chain_and_one_tag_match_the_twin() -> None:
-    # Every id starts at the same (last) slot with the same tag: the run
-    # probes long chains that wrap around, over removed entries.
-    stats = twin_run(clustered_ids(100, "wrap-"), 20_000, seed=5, tick=0.05, weights=OPS_CHURN)
+@pytest.mark.parametrize("narrow", [False, True], ids=["wide-tags", "narrow-tags"])
+def test_ids_sharing_one_probe_chain_and_one_tag_match_the_twin(narrow: bool) -> None:
+    # Every id starts at the same (last) slot with the same low tag: the run
+    # probes long chains that wrap around, over removed entries; with narrow
+    # tags every candidate on the way has its id compared.
+    stats = twin_run(clustered_ids(100, "wrap-"), 20_000, seed=5, tick=0.05, weights=OPS_CHURN, narrow=narrow)
     assert stats["created"] > 1000
+
+
+def test_a_long_random_run_with_narrow_tags_matches_the_twin() -> None:
+    # The layout a platform with session addresses above 48 bits falls back to.
+    stats = twin_run([f"nt-{i}" for i in range(2000)], 20_000, seed=11, narrow=True)
+    assert stats["created"] > 5_000 and stats["expired"] > 2_000
+
+
+def ids_sharing_all_tag_bits(n: int, prefix: str) -> list[str]:
+    """n ids whose hashes agree in bits 0-18 (every bit a wide tag carries) and in the top 3.
+
+    In a table of 8 slots they all start probing at the same slot, so each
+    lookup passes the others with an equal tag and must compare the ids.
+    """
+    by_tag: dict[int, list[str]] = {}
+    i = 0
+    while True:
+        sid = f"{prefix}{i}"
+        i += 1
+        h = hash_bits(sid)
+        group = by_tag.setdefault((h >> 61) << 19 | (h & 0x7FFFF), [])
+        group.append(sid)
+        if len(group) == n:
+            return group
+
+
+def test_ids_whose_hashes_share_every_tag_bit_are_told_apart_by_their_value() -> None:
+    core = compiled()
+    same = ids_sharing_all_tag_bits(3, "tag-")
+    p = core.MemoryProvider()
+    sessions = {sid: p.session_init(sid) for sid in same}
+    assert all(p.session_read(sid) is sessions[sid] for sid in same)
+    p.session_destroy(same[0])
+    assert same[0] not in p and p.session_read(same[0]) is None
+    assert all(p.session_read(sid) is sessions[sid] for sid in same[1:])
+    sessions[same[0]] = p.session_init(same[0])  # behind the others now
+    assert all(p.session_read(sid) is sessions[sid] for sid in same)
+    assert_consistent(p)
+
+
+def test_narrowing_the_tags_of_a_full_table_keeps_every_session_reachable() -> None:
+    core = compiled()
+    p = core.MemoryProvider()
+    sessions = {f"n-{i}": p.session_init(f"n-{i}") for i in range(10_000)}
+    for i in range(0, 10_000, 3):
+        p.session_destroy(f"n-{i}")
+        del sessions[f"n-{i}"]
+    assert core._narrow_tags(p)
+    assert core._narrow_tags(p)  # a second time changes nothing
+    assert all(p.session_read(sid) is s for sid, s in sessions.items())
+    assert all(f"n-{i}" not in p for i in range(0, 10_000, 3))
+    # Growth and removal keep working on the narrow layout.
+    for i in range(10_000, 30_000):
+        sessions[f"n-{i}"] = p.session_init(f"n-{i}")
+    for sid in list(sessions)[::2]:
+        assert p.session_take(sid) is sessions.pop(sid)
+    assert all(p.session_read(sid) is s for sid, s in sessions.items())
+    assert len(p) == len(sessions)
+    assert_consistent(p)
 
 
 # --- probing: chains, removed entries, wrap-around -----------------------------------------
