@@ -20,7 +20,7 @@ function init(args)
   cookie = nil
   last = 0
   answers = {}
-  counts = { counted = 0, in_step = 0, rising = 0, set_cookie = 0 }
+  counts = { counted = 0, in_step = 0, rising = 0, set_cookie = 0, vary_cookie = 0 }
 end
 
 function request()
@@ -35,9 +35,12 @@ function response(status, headers, body)
   local key = tostring(status)
   answers[key] = (answers[key] or 0) + 1
   for name, value in pairs(headers) do
-    if string.lower(name) == "set-cookie" then
+    local lower = string.lower(name)
+    if lower == "set-cookie" then
       cookie = value:match("^[^;]+")
       counts.set_cookie = counts.set_cookie + 1
+    elseif lower == "vary" and value:find("Cookie", 1, true) then
+      counts.vary_cookie = counts.vary_cookie + 1
     end
   end
   local n = tonumber(body)

@@ -13,11 +13,13 @@ value as text.
   (the memory provider), Flask's own signed-cookie session, and
   Flask-Session with cachelib's SimpleCache (in the worker's memory).
 
-The floors set a cookie of the same shape as memsession's on an answer to a
-request without one, and ignore it afterwards: every variant's traffic then
-carries the same Cookie header (which wrk's script formats, and the server
-parses, on the same two cores), so what the floor leaves out is the session
-store's work alone.
+The floors answer as a session does and ignore the cookie: a cookie of the
+same shape as memsession's on an answer to a request without one, and
+`Vary: Cookie` on every answer (a response that depends on a cookie must say
+so to caches; memsession and Flask's own session send it). Every variant's
+traffic then carries the same headers both ways (which wrk's script formats
+and reads, and the server parses and writes, on the same two cores), so what
+the floor leaves out is the session store's work alone.
 
 Every variant gets its own server on a free port of 127.0.0.1, all of a
 group started at once. Before any timing each is checked over plain HTTP:
@@ -107,7 +109,7 @@ class E2ESizes:
 
 def e2e_sizes(quick: bool) -> E2ESizes:
     """Full sizes, or a smoke run of a few seconds per variant."""
-    return E2ESizes(rounds=2, seconds=1, warmup=1) if quick else E2ESizes(rounds=9, seconds=3, warmup=2)
+    return E2ESizes(rounds=2, seconds=1, warmup=1) if quick else E2ESizes(rounds=15, seconds=2, warmup=2)
 
 
 # -- the apps ------------------------------------------------------------------------
@@ -147,12 +149,14 @@ def starlette_app(variant: Optional[str] = None) -> Any:
 
 FLOOR_COOKIE = "session=" + "f" * 43  # the floors' cookie: memsession's shape, never read
 _FLOOR_SET_COOKIE = (b"set-cookie", FLOOR_COOKIE.encode() + b"; Path=/; HttpOnly; SameSite=Lax")
+_FLOOR_VARY = (b"vary", b"Cookie")
 
 
 class _SharedSession:
     """ASGI middleware: every http request gets the same plain dict as scope["session"].
 
-    A request without a cookie gets the floor's cookie set, as a session would.
+    Every answer says Vary: Cookie, and one to a request without a cookie
+    sets the floor's cookie, as a session's would.
     """
 
     def __init__(self, app: Any) -> None:
@@ -164,16 +168,16 @@ class _SharedSession:
             await self.app(scope, receive, send)
             return
         scope["session"] = self.session
-        if any(name == b"cookie" for name, _ in scope["headers"]):
-            await self.app(scope, receive, send)
-            return
+        added = [_FLOOR_VARY]
+        if not any(name == b"cookie" for name, _ in scope["headers"]):
+            added.append(_FLOOR_SET_COOKIE)
 
-        async def send_cookie(message: Any) -> None:
+        async def send_headers(message: Any) -> None:
             if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", ()), _FLOOR_SET_COOKIE]}
+                message = {**message, "headers": [*message.get("headers", ()), *added]}
             await send(message)
 
-        await self.app(scope, receive, send_cookie)
+        await self.app(scope, receive, send_headers)
 
 
 def flask_app(variant: str) -> Any:
@@ -224,6 +228,7 @@ def _shared_session_interface() -> Any:
             return self.session
 
         def save_session(self, app: Any, session: Any, response: Any) -> None:
+            response.headers.add("Vary", "Cookie")
             if not flask.request.cookies:  # set once, as a session would
                 response.headers.add("Set-Cookie", _FLOOR_SET_COOKIE[1].decode())
 
@@ -385,7 +390,8 @@ def check(label: str, variant: str, load: Load) -> None:
 
     With a session, every answer is one more than the one before on its
     connection and every connection holds a cookie at the end; the floor's
-    counter, shared by all, only grows.
+    counter, shared by all, only grows. memsession's and the floor's answers
+    all say Vary: Cookie, so the two carry the same headers.
     """
     c = load.counts
     answered = sum(load.answers.values())
@@ -404,6 +410,8 @@ def check(label: str, variant: str, load: Load) -> None:
             )
         if c.get("sessions", 0) != CONNECTIONS:
             problems.append(f"{c.get('sessions', 0)} of {CONNECTIONS} connections kept a cookie")
+    if variant in (OURS, FLOOR) and c.get("vary_cookie", 0) != answered:
+        problems.append(f"only {c.get('vary_cookie', 0)} of {answered} answers said Vary: Cookie")
     if problems:
         raise RuntimeError(f"{label} under wrk: " + "; ".join(problems))
 
