@@ -51,6 +51,7 @@ import json
 import os
 import re
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -502,8 +503,17 @@ class E2EGroup(LatencyGroup):
         }
 
     def notes(self) -> dict[str, str]:
-        """Per candidate: how many answers set a cookie (see describe)."""
-        return {name: describe(runs) for name, runs in self.runs.items() if runs}
+        """Per candidate: how often answers set a cookie (describe); for memsession, each round's ratio."""
+        notes = {name: describe(runs) for name, runs in self.runs.items() if runs}
+        ours, floor = self.runs.get(self.ours), self.runs.get(self.floor)
+        if ours and floor:
+            # Each round's own ratio: drift of the machine between rounds cancels out.
+            ratios = sorted(f.rps / o.rps for o, f in zip(ours, floor))
+            notes[self.ours] += (
+                f"; floor / memsession round by round: median {statistics.median(ratios):.2f}"
+                f" ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+            )
+        return notes
 
     def bar_text(self) -> str:
         """The bar's label in the report."""
