@@ -7,7 +7,7 @@ from collections.abc import Awaitable, MutableMapping
 from datetime import timedelta
 from typing import Any, Callable, Optional, Union
 
-from .cookies import CACHE_CONTROL, session_headers
+from .cookies import CACHE_CONTROL, VARY_COOKIE, session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider
@@ -29,7 +29,7 @@ _UNAVAILABLE_START = {
     "headers": [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS],
 }
 _WS_TRY_AGAIN_LATER = 1013
-_VARY_COOKIE = (b"vary", b"Cookie")
+_VARY_COOKIE = (VARY_COOKIE[0].lower().encode(), VARY_COOKIE[1].encode())
 _NO_CACHE_SET_COOKIE = (CACHE_CONTROL[0].lower().encode(), CACHE_CONTROL[1].encode())
 _TWO_WEEKS = 14 * 24 * 60 * 60  # Starlette's max_age
 _warned_secret_key = False

@@ -22,6 +22,7 @@ ID_LENGTH = 43  # 32 bytes, URL-safe base64 without padding
 
 # A response that sets the session cookie must not be stored by shared caches.
 CACHE_CONTROL = ("Cache-Control", 'no-cache="set-cookie"')
+VARY_COOKIE = ("Vary", "Cookie")
 
 _EXPIRED = "Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
 _SAMESITE = {"lax": "Lax", "strict": "Strict", "none": "None"}

@@ -15,7 +15,7 @@ from flask.sessions import NullSession, SessionInterface, SessionMixin
 from werkzeug.wrappers import Request, Response
 
 from ._impl import RequestSession
-from .cookies import CACHE_CONTROL, session_headers
+from .cookies import CACHE_CONTROL, VARY_COOKIE, session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider
@@ -156,10 +156,7 @@ class MemsessionInterface(SessionInterface):
     def open_session(self, app: Flask, request: Request) -> Optional[SessionMixin]:
         manager = self.manager_for(app)
         try:
-            environ = request.environ
-            session = manager.session_start(
-                environ.get("HTTP_COOKIE"), https=environ.get("wsgi.url_scheme") in ("https", "wss")
-            )
+            session = manager.session_start(request.environ.get("HTTP_COOKIE"), https=_is_secure(request))
         except ProviderUnavailableError:
             setattr(g, _UNAVAILABLE, True)  # answered with 503 before the view runs
             return None
@@ -172,9 +169,7 @@ class MemsessionInterface(SessionInterface):
         if not isinstance(session, RequestSession):
             return  # a NullSession: nothing to save
         try:
-            cookie = session._owner.session_cookie(
-                session, https=request.environ.get("wsgi.url_scheme") in ("https", "wss")
-            )
+            cookie = session._owner.session_cookie(session, https=_is_secure(request))
         except ProviderUnavailableError:
             _make_unavailable(response)
             return
@@ -183,7 +178,7 @@ class MemsessionInterface(SessionInterface):
         headers = response.headers
         if "Vary" not in headers and (cookie is None or "Cache-Control" not in headers):
             # The usual response: nothing of its own to merge ours into.
-            headers.add("Vary", "Cookie")
+            headers.add(*VARY_COOKIE)
             if cookie is not None:
                 headers.add("Set-Cookie", cookie)
                 headers.add(*CACHE_CONTROL)
@@ -191,6 +186,11 @@ class MemsessionInterface(SessionInterface):
         merged = session_headers(list(headers.items()), cookie, session.accessed)
         headers.clear()
         headers.extend(merged)
+
+
+def _is_secure(request: Request) -> bool:
+    """Werkzeug's request.is_secure, read from the environ without building request properties."""
+    return request.environ.get("wsgi.url_scheme") in ("https", "wss")
 
 
 def _make_unavailable(response: Response) -> None:
