@@ -882,23 +882,10 @@ def test_collections_in_the_middle_of_every_operation_leave_the_store_consistent
 _DRAINED: list[list[list[Any]]] = []
 
 
-class Trap:
-    """Cyclic garbage whose destructor runs one action, once."""
-
-    __slots__ = ("me", "action")
-
-    def __init__(self, action: Callable[[], None]) -> None:
-        self.action = action
-        self.me = self
-
-    def __del__(self) -> None:
-        self.action()
-
-
 class TrapClock:
     """A clock that, when armed, makes the very next container allocation run a collection.
 
-    The collection finds a Trap and runs its action: a destructor called back
+    The collection finds a Bomb that runs its action once: a destructor called back
     from inside whatever store operation allocated right after reading the time.
     (Python 3.11 collects inside the allocation itself; the list free list is
     emptied first so that even a new empty list allocates.)
@@ -916,7 +903,12 @@ class TrapClock:
             gc.set_threshold(10**9)
             gc.collect()
             _DRAINED.append([[] for _ in range(300)])
-            Trap(action)
+
+            def once(act: Callable[[], None] = action) -> bool:
+                act()
+                return False  # leaves no bomb behind
+
+            Bomb(once)
             gc.set_threshold(1)
         return self.now
 
