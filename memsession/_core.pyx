@@ -3,7 +3,7 @@
 """Compiled session store: the Session type and the in-memory provider."""
 
 cimport cython
-from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict_Update
+from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict_Size, PyDict_Update
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from libc.math cimport INFINITY, floor, isfinite
@@ -221,6 +221,10 @@ cdef extern from *:
 
 def is_session_id(value):
     """True when value has exactly the shape of an id memsession issues."""
+    return _is_id(value)
+
+
+cdef inline bint _is_id(object value) noexcept:
     cdef const unsigned char* data
     cdef Py_ssize_t i
     if type(value) is not str:
@@ -766,7 +770,9 @@ cdef class MemoryProvider:
 
     def session_new(self, sid):
         """A detached session for sid, to be stored later by session_insert."""
-        sid = _check_sid(sid)
+        return self._new(_check_sid(sid))
+
+    cdef Session _new(self, str sid):
         cdef Session s = Session.__new__(Session)
         s.sid = sid
         s.created = s.last_used = self._now()
@@ -1050,10 +1056,13 @@ cdef class _LiveSessions:
 # Bits of RequestSession._flags (memsession.session.RequestFlag names them all).
 cdef enum:
     _PENDING = 1
+    _HTTPS = 4
+    _HAD_COOKIE = 8
     _MODIFIED = 16
     _ACCESSED = 32
     _CHANGED = 48
     _NEW = 64
+    _FRESH = 65
 
 cdef object _MISSING = object()
 
@@ -1317,3 +1326,85 @@ cdef class RequestSession(dict):
 
     def __repr__(self):
         return f"RequestSession({_short(self._sid)!r}, {_plain(self._record)!r})"
+
+
+cdef inline RequestSession _request_session(Session record, int flags, object owner):
+    # As RequestSession(record, flags, owner), without parsing arguments.
+    cdef RequestSession rs = RequestSession.__new__(RequestSession)
+    PyDict_Update(rs, record)
+    rs._record = record
+    rs._sid = record.sid
+    rs._flags = flags
+    rs._owner = owner
+    return rs
+
+
+@cython.final
+cdef class RequestGate:
+    """A Manager's request path over this core's MemoryProvider, for the usual requests.
+
+    start() and quiet() answer what Manager.session_start and
+    Manager.session_cookie would, in one call each; None (start) or False
+    (quiet) leaves the request to the Manager's general path.
+    """
+
+    cdef MemoryProvider _provider
+    cdef object _owner
+    cdef object _new_id
+    cdef str _prefix
+    cdef Py_ssize_t _fast_len
+    cdef double _limit
+    cdef double _refresh
+
+    def __init__(self, provider, owner, prefix, limit, refresh, new_id):
+        if type(provider) is not MemoryProvider:
+            raise TypeError(f"provider must be a MemoryProvider, not {type(provider).__name__}")
+        if type(prefix) is not str:
+            raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
+        if not callable(new_id):
+            raise TypeError(f"new_id must be callable, not {type(new_id).__name__}")
+        self._provider = <MemoryProvider>provider
+        self._owner = owner
+        self._prefix = <str>prefix
+        self._fast_len = PyUnicode_GET_LENGTH(prefix) + 43
+        self._limit = _as_seconds(limit, "limit")
+        self._refresh = _as_seconds(refresh, "refresh")
+        self._new_id = new_id
+
+    def start(self, header, https):
+        """This request's session when the Cookie header is absent or one well-formed cookie of ours."""
+        cdef int flags
+        cdef Session s = None
+        if https is True:
+            flags = _HTTPS
+        elif https is False:
+            flags = 0
+        else:
+            return None
+        if header is not None:
+            if type(header) is not str or PyUnicode_GET_LENGTH(header) != self._fast_len:
+                return None
+            if not (<str>header).startswith(self._prefix):
+                return None
+            flags |= _HAD_COOKIE
+            sid = (<str>header)[self._fast_len - 43:]
+            if _is_id(sid):
+                s = self._provider._read(<str>sid, self._limit)
+        if s is None:
+            s = self._provider._new(self._new_id())
+            flags |= _FRESH
+        return _request_session(s, flags, self._owner)
+
+    def quiet(self, session, https):
+        """True when this response needs no cookie and the store no change (session_cookie: None)."""
+        if type(session) is not RequestSession or (https is not True and https is not False):
+            return False
+        cdef RequestSession rs = <RequestSession>session
+        if rs._owner is not self._owner or rs._flags & _PENDING:
+            return False
+        if type(rs._record) is not Session:
+            return False
+        cdef Session s = <Session>rs._record
+        if rs._flags & _MODIFIED and PyDict_Size(s) == 0:
+            return False
+        return s.last_used - (s.created + <double>s._cookie_off) < self._refresh

@@ -706,10 +706,13 @@ class _LiveSessions:
 
 # Bits of RequestSession._flags (memsession.session.RequestFlag names them all).
 _PENDING = 1
+_HTTPS = 4
+_HAD_COOKIE = 8
 _MODIFIED = 16
 _ACCESSED = 32
 _CHANGED = _MODIFIED | _ACCESSED
 _NEW = 64
+_FRESH = _PENDING | _NEW
 _MISSING: Any = object()
 
 
@@ -946,3 +949,73 @@ class RequestSession(dict):  # type: ignore[type-arg]
 
     def __repr__(self) -> str:
         return f"RequestSession({_short(self._sid)!r}, {_plain(self._record)!r})"
+
+
+class RequestGate:
+    """A Manager's request path over this core's MemoryProvider, for the usual requests.
+
+    start() and quiet() answer what Manager.session_start and
+    Manager.session_cookie would, in one call each; None (start) or False
+    (quiet) leaves the request to the Manager's general path.
+    """
+
+    __slots__ = ("_provider", "_owner", "_prefix", "_fast_len", "_limit", "_refresh", "_new_id")
+
+    def __init__(
+        self,
+        provider: MemoryProvider,
+        owner: Any,
+        prefix: str,
+        limit: float,
+        refresh: float,
+        new_id: Callable[[], str],
+    ) -> None:
+        if type(provider) is not MemoryProvider:
+            raise TypeError(f"provider must be a MemoryProvider, not {type(provider).__name__}")
+        if type(prefix) is not str:
+            raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
+        if not callable(new_id):
+            raise TypeError(f"new_id must be callable, not {type(new_id).__name__}")
+        self._provider = provider
+        self._owner = owner
+        self._prefix = prefix
+        self._fast_len = len(prefix) + 43
+        self._limit = _as_seconds(limit, "limit")
+        self._refresh = _as_seconds(refresh, "refresh")
+        self._new_id = new_id
+
+    def start(self, header: object, https: object) -> Optional[RequestSession]:
+        """This request's session when the Cookie header is absent or one well-formed cookie of ours."""
+        if https is True:
+            flags = _HTTPS
+        elif https is False:
+            flags = 0
+        else:
+            return None
+        s: Optional[Session] = None
+        if header is not None:
+            if type(header) is not str or len(header) != self._fast_len:
+                return None
+            if not header.startswith(self._prefix):
+                return None
+            flags |= _HAD_COOKIE
+            sid = header[self._fast_len - 43 :]
+            if is_session_id(sid):
+                s = self._provider.session_read(sid, self._limit)
+        if s is None:
+            s = self._provider.session_new(self._new_id())
+            flags |= _FRESH
+        return RequestSession(s, flags, self._owner)
+
+    def quiet(self, session: object, https: object) -> bool:
+        """True when this response needs no cookie and the store no change (session_cookie: None)."""
+        if type(session) is not RequestSession or (https is not True and https is not False):
+            return False
+        if session._owner is not self._owner or session._flags & _PENDING:
+            return False
+        s = session._record
+        if type(s) is not Session:
+            return False
+        if session._flags & _MODIFIED and not dict.__len__(s):
+            return False
+        return bool(s.last_used - s._cookie_at < self._refresh)

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from ._core import (
         MemoryProvider,
         NearReader,
+        RequestGate,
         RequestSession,
         Session,
         is_session_id,
@@ -27,6 +28,7 @@ elif NO_EXTENSIONS:
     from ._core_py import (
         MemoryProvider,
         NearReader,
+        RequestGate,
         RequestSession,
         Session,
         is_session_id,
@@ -38,6 +40,7 @@ else:
         from ._core import (
             MemoryProvider,
             NearReader,
+            RequestGate,
             RequestSession,
             Session,
             is_session_id,
@@ -48,6 +51,7 @@ else:
         from ._core_py import (
             MemoryProvider,
             NearReader,
+            RequestGate,
             RequestSession,
             Session,
             is_session_id,
@@ -66,6 +70,7 @@ __all__ = [
     "NO_EXTENSIONS",
     "MemoryProvider",
     "NearReader",
+    "RequestGate",
     "RequestSession",
     "Session",
     "is_session_id",

@@ -8,7 +8,7 @@ import os
 from types import TracebackType
 from typing import Any, Callable, Optional, Union
 
-from ._impl import RequestSession
+from ._impl import MemoryProvider, RequestGate, RequestSession
 from ._impl import Session as _Detached
 from .asyncmanager import AsyncMethods
 from .background import Periodic
@@ -105,6 +105,13 @@ class Manager(AsyncMethods):
             provider.session_destroy_if_empty if isinstance(provider, SupportsDestroyIfEmpty) else None
         )
         self._async = inspect.iscoroutinefunction(provider.session_read)
+        # The usual request over the memory store takes one compiled call at
+        # each end (RequestGate): start, and "no cookie this time".
+        self._gate: Optional[RequestGate] = None
+        if type(provider) is MemoryProvider and self._absolute is None:
+            self._gate = RequestGate(
+                provider, self, self._prefix, self._max_lifetime, self._refresh, new_session_id
+            )
         # Collects what expired already, and tells the store the lifetime, so
         # that it reclaims abandoned sessions on its own.
         if not self._async:
@@ -165,6 +172,10 @@ class Manager(AsyncMethods):
 
     def session_start(self, cookie_header: Optional[str], *, https: bool = False) -> RequestSession:
         """This request's session: the live one the Cookie header names, or a new, unsaved one."""
+        if self._gate is not None:
+            session = self._gate.start(cookie_header, https)
+            if session is not None:
+                return session
         if self._async:
             raise TypeError("this Manager's provider is async: await asession_start() instead")
         if https is not False and https is not True:
@@ -229,6 +240,8 @@ class Manager(AsyncMethods):
         request emptied (when the store holds nothing else for it); call it
         once the response starts.
         """
+        if self._gate is not None and self._gate.quiet(session, https):
+            return None
         rs = session if type(session) is RequestSession and session._owner is self else self._own(session)
         if https is not False and https is not True:
             raise TypeError(f"https must be a bool, not {type(https).__name__}")
