@@ -1345,36 +1345,38 @@ cdef class RequestGate:
 
     start() and quiet() answer what Manager.session_start and
     Manager.session_cookie would, in one call each; None (start) or False
-    (quiet) leaves the request to the Manager's general path.
+    (quiet) leaves the request to the Manager's general path. The gate holds
+    no Manager: each call names its owner, so a Manager and its gate make no
+    reference cycle.
     """
 
     cdef MemoryProvider _provider
-    cdef object _owner
     cdef object _new_id
     cdef str _prefix
     cdef Py_ssize_t _fast_len
     cdef double _limit
     cdef double _refresh
 
-    def __init__(self, provider, owner, prefix, limit, refresh, new_id):
+    def __init__(self, provider, prefix, limit, refresh, new_id):
         if type(provider) is not MemoryProvider:
             raise TypeError(f"provider must be a MemoryProvider, not {type(provider).__name__}")
         if type(prefix) is not str:
             raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
         if not callable(new_id):
             raise TypeError(f"new_id must be callable, not {type(new_id).__name__}")
-        self._provider = <MemoryProvider>provider
-        self._owner = owner
-        self._prefix = <str>prefix
-        self._fast_len = PyUnicode_GET_LENGTH(prefix) + 43
         self._limit = _as_seconds(limit, "limit")
         self._refresh = _as_seconds(refresh, "refresh")
+        self._provider = <MemoryProvider>provider
+        self._prefix = <str>prefix
+        self._fast_len = PyUnicode_GET_LENGTH(prefix) + 43
         self._new_id = new_id
 
-    def start(self, header, https):
-        """This request's session when the Cookie header is absent or one well-formed cookie of ours."""
+    def start(self, header, https, owner):
+        """owner's session for a request whose Cookie header is absent or one well-formed cookie of ours."""
         cdef int flags
         cdef Session s = None
+        if self._provider is None:
+            raise TypeError("RequestGate is not initialised")
         if https is True:
             flags = _HTTPS
         elif https is False:
@@ -1391,16 +1393,17 @@ cdef class RequestGate:
             if _is_id(sid):
                 s = self._provider._read(<str>sid, self._limit)
         if s is None:
-            s = self._provider._new(self._new_id())
+            # Through the method, as the twin does: its id checks stay out of this path.
+            s = self._provider.session_new(self._new_id())
             flags |= _FRESH
-        return _request_session(s, flags, self._owner)
+        return _request_session(s, flags, owner)
 
-    def quiet(self, session, https):
-        """True when this response needs no cookie and the store no change (session_cookie: None)."""
+    def quiet(self, session, https, owner):
+        """True when owner's response needs no cookie and the store no change (session_cookie: None)."""
         if type(session) is not RequestSession or (https is not True and https is not False):
             return False
         cdef RequestSession rs = <RequestSession>session
-        if rs._owner is not self._owner or rs._flags & _PENDING:
+        if rs._owner is not owner or rs._flags & _PENDING:
             return False
         if type(rs._record) is not Session:
             return False

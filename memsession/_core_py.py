@@ -956,15 +956,16 @@ class RequestGate:
 
     start() and quiet() answer what Manager.session_start and
     Manager.session_cookie would, in one call each; None (start) or False
-    (quiet) leaves the request to the Manager's general path.
+    (quiet) leaves the request to the Manager's general path. The gate holds
+    no Manager: each call names its owner, so a Manager and its gate make no
+    reference cycle.
     """
 
-    __slots__ = ("_provider", "_owner", "_prefix", "_fast_len", "_limit", "_refresh", "_new_id")
+    __slots__ = ("_provider", "_prefix", "_fast_len", "_limit", "_refresh", "_new_id")
 
     def __init__(
         self,
         provider: MemoryProvider,
-        owner: Any,
         prefix: str,
         limit: float,
         refresh: float,
@@ -976,16 +977,18 @@ class RequestGate:
             raise TypeError(f"prefix must be str, not {type(prefix).__name__}")
         if not callable(new_id):
             raise TypeError(f"new_id must be callable, not {type(new_id).__name__}")
-        self._provider = provider
-        self._owner = owner
-        self._prefix = prefix
-        self._fast_len = len(prefix) + 43
         self._limit = _as_seconds(limit, "limit")
         self._refresh = _as_seconds(refresh, "refresh")
+        self._provider: Optional[MemoryProvider] = provider
+        self._prefix = prefix
+        self._fast_len = len(prefix) + 43
         self._new_id = new_id
 
-    def start(self, header: object, https: object) -> Optional[RequestSession]:
-        """This request's session when the Cookie header is absent or one well-formed cookie of ours."""
+    def start(self, header: object, https: object, owner: Any) -> Optional[RequestSession]:
+        """owner's session for a request whose Cookie header is absent or one well-formed cookie of ours."""
+        provider = getattr(self, "_provider", None)
+        if provider is None:
+            raise TypeError("RequestGate is not initialised")
         if https is True:
             flags = _HTTPS
         elif https is False:
@@ -1001,21 +1004,21 @@ class RequestGate:
             flags |= _HAD_COOKIE
             sid = header[self._fast_len - 43 :]
             if is_session_id(sid):
-                s = self._provider.session_read(sid, self._limit)
+                s = provider.session_read(sid, self._limit)
         if s is None:
-            s = self._provider.session_new(self._new_id())
+            s = provider.session_new(self._new_id())
             flags |= _FRESH
-        return RequestSession(s, flags, self._owner)
+        return RequestSession(s, flags, owner)
 
-    def quiet(self, session: object, https: object) -> bool:
-        """True when this response needs no cookie and the store no change (session_cookie: None)."""
+    def quiet(self, session: object, https: object, owner: Any) -> bool:
+        """True when owner's response needs no cookie and the store no change (session_cookie: None)."""
         if type(session) is not RequestSession or (https is not True and https is not False):
             return False
-        if session._owner is not self._owner or session._flags & _PENDING:
+        if session._owner is not owner or session._flags & _PENDING:
             return False
         s = session._record
         if type(s) is not Session:
             return False
         if session._flags & _MODIFIED and not dict.__len__(s):
             return False
-        return bool(s.last_used - s._cookie_at < self._refresh)
+        return bool(s.last_used - s._cookie_at < getattr(self, "_refresh", 0.0))

@@ -110,7 +110,7 @@ class Manager(AsyncMethods):
         self._gate: Optional[RequestGate] = None
         if type(provider) is MemoryProvider and self._absolute is None:
             self._gate = RequestGate(
-                provider, self, self._prefix, self._max_lifetime, self._refresh, new_session_id
+                provider, str.__str__(self._prefix), self._max_lifetime, self._refresh, new_session_id
             )
         # Collects what expired already, and tells the store the lifetime, so
         # that it reclaims abandoned sessions on its own.
@@ -173,7 +173,7 @@ class Manager(AsyncMethods):
     def session_start(self, cookie_header: Optional[str], *, https: bool = False) -> RequestSession:
         """This request's session: the live one the Cookie header names, or a new, unsaved one."""
         if self._gate is not None:
-            session = self._gate.start(cookie_header, https)
+            session = self._gate.start(cookie_header, https, self)
             if session is not None:
                 return session
         if self._async:
@@ -240,7 +240,7 @@ class Manager(AsyncMethods):
         request emptied (when the store holds nothing else for it); call it
         once the response starts.
         """
-        if self._gate is not None and self._gate.quiet(session, https):
+        if self._gate is not None and self._gate.quiet(session, https, self):
             return None
         rs = session if type(session) is RequestSession and session._owner is self else self._own(session)
         if https is not False and https is not True:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import re
 import types
+import weakref
 from typing import Any, Callable, Optional
 
 import pytest
@@ -85,9 +87,9 @@ def picture(rs: Any, ids: dict[str, str]) -> tuple[Any, ...]:
     return (rs._flags, dict(rs), None if fresh else ids.get(rs.sid, "unknown"))
 
 
-def gate(core: types.ModuleType, provider: Any, owner: Any = None, refresh: float = LIFETIME / 2) -> Any:
+def gate(core: types.ModuleType, provider: Any, refresh: float = LIFETIME / 2) -> Any:
     """A RequestGate of core over provider, as a Manager named "sid" with LIFETIME builds it."""
-    return core.RequestGate(provider, owner, PREFIX, LIFETIME, refresh, new_session_id)
+    return core.RequestGate(provider, PREFIX, LIFETIME, refresh, new_session_id)
 
 
 # -- what start and quiet answer ------------------------------------------------------
@@ -100,8 +102,9 @@ def test_start_returns_the_session_a_cookie_names_marked_used(
     stored = provider.session_init(A_ID)
     stored["n"] = 1
     clock.advance(5)
-    rs = gate(core, provider).start(PREFIX + A_ID, True)
-    assert type(rs) is core.RequestSession
+    owner = object()
+    rs = gate(core, provider).start(PREFIX + A_ID, True, owner)
+    assert type(rs) is core.RequestSession and rs._owner is owner
     assert rs._flags == HAD_COOKIE | HTTPS
     assert rs._record is stored and rs.sid == A_ID and dict(rs) == {"n": 1}
     assert stored.last_used == clock()
@@ -113,8 +116,8 @@ def test_start_without_a_cookie_or_with_a_dead_one_begins_a_session_that_is_not_
 ) -> None:
     provider = core.MemoryProvider(clock=clock)
     g = gate(core, provider)
-    fresh = g.start(None, False)
-    dead = g.start(PREFIX + A_ID, False)
+    fresh = g.start(None, False, None)
+    dead = g.start(PREFIX + A_ID, False, None)
     assert fresh._flags == FRESH and dead._flags == FRESH | HAD_COOKIE
     assert fresh.sid != dead.sid and A_ID not in (fresh.sid, dead.sid)
     assert len(provider) == 0
@@ -128,9 +131,9 @@ def test_start_leaves_every_other_header_and_https_to_the_manager(
     provider.session_init(A_ID)
     g = gate(core, provider)
     for header in (b"sid=" + A_ID.encode(), 3, "", mutate(A_ID, "two cookies"), mutate(A_ID, "space before")):
-        assert g.start(header, False) is None
+        assert g.start(header, False, None) is None
     for https in (1, None, "yes"):
-        assert g.start(PREFIX + A_ID, https) is None
+        assert g.start(PREFIX + A_ID, https, None) is None
     assert provider.stats()["hits"] == 0 and provider.stats()["misses"] == 0
 
 
@@ -140,7 +143,7 @@ def test_two_requests_of_one_session_get_their_own_request_sessions(
     provider = core.MemoryProvider(clock=clock)
     provider.session_init(A_ID)["n"] = 1
     g = gate(core, provider)
-    first, second = g.start(PREFIX + A_ID, False), g.start(PREFIX + A_ID, False)
+    first, second = g.start(PREFIX + A_ID, False, None), g.start(PREFIX + A_ID, False, None)
     assert first is not second and first._record is second._record
     first["n"] = 2
     assert second["n"] == 2  # the data is shared
@@ -155,18 +158,18 @@ def test_quiet_only_when_the_session_is_stored_unchanged_or_kept_and_its_cookie_
     stored["n"] = 1
     stored._cookie_at = stored.last_used
     owner = object()
-    g = gate(core, provider, owner)
-    rs = g.start(PREFIX + A_ID, False)
-    assert g.quiet(rs, False) and g.quiet(rs, True)
+    g = gate(core, provider)
+    rs = g.start(PREFIX + A_ID, False, owner)
+    assert g.quiet(rs, False, owner) and g.quiet(rs, True, owner)
     rs["n"] = 2
-    assert g.quiet(rs, False)  # changed, still holding data: nothing to send
+    assert g.quiet(rs, False, owner)  # changed, still holding data: nothing to send
     rs.clear()
-    assert not g.quiet(rs, False)  # emptied: the Manager decides whether to destroy it
-    assert not g.quiet(g.start(None, False), False)  # not stored yet
-    assert not g.quiet(rs, 1) and not g.quiet(dict(n=1), False)
-    assert not gate(core, provider, object()).quiet(g.start(PREFIX + A_ID, False), False)  # another owner
+    assert not g.quiet(rs, False, owner)  # emptied: the Manager decides whether to destroy it
+    assert not g.quiet(g.start(None, False, owner), False, owner)  # not stored yet
+    assert not g.quiet(rs, 1, owner) and not g.quiet(dict(n=1), False, owner)
+    assert not g.quiet(g.start(PREFIX + A_ID, False, owner), False, object())  # another owner's
     clock.advance(LIFETIME / 2)
-    assert not g.quiet(g.start(PREFIX + A_ID, False), False)  # the cookie is due again
+    assert not g.quiet(g.start(PREFIX + A_ID, False, owner), False, owner)  # the cookie is due again
 
 
 @pytest.mark.parametrize(
@@ -184,7 +187,6 @@ def test_gate_arguments_are_checked(
 ) -> None:
     given_arguments = {
         "provider": core.MemoryProvider(clock=clock),
-        "owner": None,
         "prefix": PREFIX,
         "limit": LIFETIME,
         "refresh": LIFETIME / 2,
@@ -201,6 +203,60 @@ def test_a_manager_takes_the_gate_only_over_its_own_cores_store_without_absolute
     other = _core_py.MemoryProvider() if ChosenProvider is not _core_py.MemoryProvider else None
     if other is not None:
         assert memsession.Manager(other)._gate is None
+
+
+def test_a_dropped_manager_is_freed_at_once_with_its_background_gc(core: types.ModuleType) -> None:
+    manager = memsession.Manager(core.MemoryProvider(), gc_interval=60)
+    rs = manager.session_start(None)
+    rs["n"] = 1
+    manager.session_cookie(rs)
+    freed, thread = weakref.ref(manager), manager._gc._thread  # type: ignore[union-attr]
+    gc.disable()  # no cycle may hold it: reference counting alone must free it
+    try:
+        del manager, rs
+        assert freed() is None
+        thread.join(5)
+        assert not thread.is_alive()
+    finally:
+        gc.enable()
+
+
+def test_a_cookie_name_of_a_str_subclass_still_makes_a_manager() -> None:
+    class Name(str):
+        def __add__(self, other: str) -> Name:
+            return Name(str(self) + other)
+
+    manager = memsession.Manager(cookie_name=Name("sid"))
+    rs = manager.session_start(None)
+    rs["n"] = 1
+    cookie = manager.session_cookie(rs)
+    assert cookie is not None
+    assert manager.session_start(cookie.split(";", 1)[0])["n"] == 1
+
+
+@pytest.mark.parametrize(
+    "new_id",
+    [lambda: "", lambda: None, lambda: 3, lambda: type("Sub", (str,), {})("C" * 43)],
+    ids=["empty", "None", "int", "str subclass"],
+)
+def test_both_gates_check_the_ids_they_issue_alike(new_id: Callable[[], Any]) -> None:
+    if NO_EXTENSIONS:
+        pytest.skip("the compiled core is disabled")
+    from memsession import _core
+
+    seen = []
+    for core in (_core, _core_py):
+        g = core.RequestGate(core.MemoryProvider(), PREFIX, LIFETIME, LIFETIME / 2, new_id)
+        result = outcome(g.start, None, False, None)
+        seen.append(result if result[0] == "error" else (type(result[1].sid), result[1].sid))
+    assert seen[0] == seen[1]
+
+
+def test_an_uninitialised_gate_says_so(core: types.ModuleType) -> None:
+    g = core.RequestGate.__new__(core.RequestGate)
+    with pytest.raises(TypeError, match="RequestGate is not initialised"):
+        g.start(None, False, None)
+    assert g.quiet(core.RequestSession(core.Session(A_ID), 0, None), False, None) is False
 
 
 # -- against the Manager's general path -------------------------------------------------
@@ -333,7 +389,7 @@ def test_the_compiled_gate_and_the_twins_answer_alike(steps: list[tuple[Any, ...
             session = next(s for s in provider.sessions() if s.sid == sid)
             session._cookie_at = session.last_used
         stores.append(provider)
-        gates.append(core.RequestGate(provider, "owner", PREFIX, LIFETIME, LIFETIME / 2, counting_ids()))
+        gates.append(core.RequestGate(provider, PREFIX, LIFETIME, LIFETIME / 2, counting_ids()))
     stored: list[str] = []  # ids the steps stored, the same in both
     for kind, which, how, text, https, action, wait in steps:
         clock.advance(wait)
@@ -342,7 +398,7 @@ def test_the_compiled_gate_and_the_twins_answer_alike(steps: list[tuple[Any, ...
         seen = []
         stored_now = None
         for provider, g in zip(stores, gates):
-            rs = g.start(header, https)
+            rs = g.start(header, https, "owner")
             if rs is None:
                 seen.append(None)
                 continue
@@ -354,7 +410,8 @@ def test_the_compiled_gate_and_the_twins_answer_alike(steps: list[tuple[Any, ...
                 stored_now = rs.sid
             if action == "cookie sent" and not rs._flags & PENDING:
                 rs._record._cookie_at = rs._record.last_used
-            result += [g.quiet(rs, True), g.quiet(rs, False), g.quiet(rs, 0), rs._flags]
+            result += [g.quiet(rs, True, "owner"), g.quiet(rs, False, "owner"), g.quiet(rs, 0, "owner")]
+            result.append(rs._flags)
             result.append(provider.stats())
             seen.append(result)
         assert seen[0] == seen[1]
