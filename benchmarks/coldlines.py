@@ -30,6 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
+from .web import CookieClient
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FEW, MANY = 50, 450
 EVICT_BYTES = 4 << 20
@@ -69,39 +71,14 @@ def drive(variant: str, requests: int) -> None:
         from .e2e import starlette_app
 
         app = starlette_app(variant)
-    jar: list[bytes] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        if message["type"] == "http.response.start":
-            for name, value in message["headers"]:
-                if name == b"set-cookie":
-                    jar[:] = [value.split(b";", 1)[0]]
+    client = CookieClient()
 
     async def run() -> None:
         for _ in range(requests):
-            headers = [(b"host", b"127.0.0.1")]
-            if jar:
-                headers.append((b"cookie", jar[0]))
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/",
-                "raw_path": b"/",
-                "query_string": b"",
-                "root_path": "",
-                "headers": headers,
-                "server": ("127.0.0.1", 8000),
-                "client": ("127.0.0.1", 50000),
-            }
+            scope = client.scope()
             evict[1::LINE] = ones
             if app is not None:
-                await app(scope, receive, send)
+                await app(scope, client.receive, client.send)
 
     asyncio.run(run())
 

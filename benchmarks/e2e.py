@@ -34,12 +34,11 @@ each was exactly one more: a variant that lost or mixed up sessions is not
 timed. Any answer but 200, or a socket error, fails it too.
 
 Runs are interleaved, in an order where every server follows every other
-one equally often and never itself (balanced_order): a run is slower after
-some servers than after others (measured: 8-10% after Starlette's signed
-cookie, whichever server came next), so a plain rotation, where each
-server follows the same one in most rounds, tilted the ratios. wrk runs
-for a time, so the group times itself; the times are seconds per request
-(1 / requests per second), like every other group's. The bar: memsession's requests/s within 5% of the
+one equally often and never itself (balanced_order). A plain rotation
+gives each server the same predecessor in most rounds, and the order alone
+moved the ratio by several percent. wrk runs for a time, so the group
+times itself; the times are seconds per request (1 / requests per second),
+like every other group's. The bar: memsession's requests/s within 5% of the
 floor's on each server (floor / memsession <= 1.05).
 
 `python -m benchmarks` runs them after the other groups; `python -m

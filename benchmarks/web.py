@@ -23,39 +23,49 @@ def _asgi_app(scope: Any, receive: Any, send: Any) -> Any:
     return app()
 
 
-def _asgi_driver(middleware: Any, requests: int) -> Run:
-    """A client that keeps the cookie, calling the middleware in-process."""
-    jar: list[bytes] = []
+class CookieClient:
+    """An in-process ASGI client of GET /, keeping the session cookie as a browser does."""
 
-    async def receive() -> dict[str, Any]:
+    def __init__(self) -> None:
+        self.cookie: Optional[bytes] = None
+
+    def scope(self) -> dict[str, Any]:
+        """The next request's scope, carrying the cookie kept so far."""
+        headers = [(b"host", b"bench")]
+        if self.cookie is not None:
+            headers.append((b"cookie", self.cookie))
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": "/",
+            "raw_path": b"/",
+            "query_string": b"",
+            "root_path": "",
+            "headers": headers,
+            "server": ("127.0.0.1", 80),
+            "client": ("127.0.0.1", 5000),
+        }
+
+    async def receive(self) -> dict[str, Any]:
         return {"type": "http.request", "body": b"", "more_body": False}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(self, message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
             for name, value in message["headers"]:
                 if name == b"set-cookie":
-                    jar[:] = [value.split(b";", 1)[0]]
+                    self.cookie = value.split(b";", 1)[0]
+
+
+def _asgi_driver(middleware: Any, requests: int) -> Run:
+    """A client that keeps the cookie, calling the middleware in-process."""
+    client = CookieClient()
 
     async def many() -> None:
         for _ in range(requests):
-            headers = [(b"host", b"bench")]
-            if jar:
-                headers.append((b"cookie", jar[0]))
-            scope = {
-                "type": "http",
-                "asgi": {"version": "3.0"},
-                "http_version": "1.1",
-                "method": "GET",
-                "scheme": "http",
-                "path": "/",
-                "raw_path": b"/",
-                "query_string": b"",
-                "root_path": "",
-                "headers": headers,
-                "server": ("127.0.0.1", 80),
-                "client": ("127.0.0.1", 5000),
-            }
-            await middleware(scope, receive, send)
+            await middleware(client.scope(), client.receive, client.send)
 
     loop = asyncio.new_event_loop()
 
