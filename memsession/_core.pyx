@@ -770,9 +770,7 @@ cdef class MemoryProvider:
 
     def session_new(self, sid):
         """A detached session for sid, to be stored later by session_insert."""
-        return self._new(_check_sid(sid))
-
-    cdef Session _new(self, str sid):
+        sid = _check_sid(sid)
         cdef Session s = Session.__new__(Session)
         s.sid = sid
         s.created = s.last_used = self._now()
