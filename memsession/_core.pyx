@@ -6,7 +6,10 @@ cimport cython
 from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict_Size, PyDict_Update
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.math cimport INFINITY, floor, isfinite
+from libc.string cimport memcmp
 
 cdef extern from *:
     """
@@ -225,17 +228,20 @@ def is_session_id(value):
 
 
 cdef inline bint _is_id(object value) noexcept:
-    cdef const unsigned char* data
-    cdef Py_ssize_t i
     if type(value) is not str:
         return False
     if PyUnicode_GET_LENGTH(value) != 43 or not PyUnicode_IS_ASCII(value):
         return False
-    data = <const unsigned char*>PyUnicode_DATA(value)
+    return _id_chars(<const unsigned char*>PyUnicode_DATA(value))
+
+
+cdef inline bint _id_chars(const unsigned char* data) noexcept:
+    # The 43 characters at data, which the caller has of that length, form an id.
+    cdef Py_ssize_t i
     for i in range(42):
-        if not memsession_id_chars[data[i]]:
+        if data[i] >= 128 or not memsession_id_chars[data[i]]:
             return False
-    return (memsession_id_chars[data[42]] & 2) != 0
+    return data[42] < 128 and (memsession_id_chars[data[42]] & 2) != 0
 
 
 cdef extern from *:
@@ -1351,6 +1357,7 @@ cdef class RequestGate:
     cdef MemoryProvider _provider
     cdef object _new_id
     cdef str _prefix
+    cdef bytes _raw_prefix  # the prefix as latin-1 bytes; None when it has other characters
     cdef Py_ssize_t _fast_len
     cdef double _limit
     cdef double _refresh
@@ -1366,6 +1373,10 @@ cdef class RequestGate:
         self._refresh = _as_seconds(refresh, "refresh")
         self._provider = <MemoryProvider>provider
         self._prefix = <str>prefix
+        try:
+            self._raw_prefix = (<str>prefix).encode("latin-1")
+        except UnicodeEncodeError:
+            self._raw_prefix = None
         self._fast_len = PyUnicode_GET_LENGTH(prefix) + 43
         self._new_id = new_id
 
@@ -1390,6 +1401,34 @@ cdef class RequestGate:
             sid = (<str>header)[self._fast_len - 43:]
             if _is_id(sid):
                 s = self._provider._read(<str>sid, self._limit)
+        return self._session(s, flags, owner)
+
+    def start_bytes(self, raw, https, owner):
+        """start() for the Cookie header as an ASGI server gives it: bytes, read as latin-1."""
+        cdef int flags
+        cdef Session s = None
+        cdef const unsigned char* data
+        cdef Py_ssize_t n = self._fast_len - 43
+        if self._provider is None:
+            raise TypeError("RequestGate is not initialised")
+        if https is True:
+            flags = _HTTPS
+        elif https is False:
+            flags = 0
+        else:
+            return None
+        if raw is not None:
+            if type(raw) is not bytes or PyBytes_GET_SIZE(raw) != self._fast_len or self._raw_prefix is None:
+                return None
+            data = <const unsigned char*>PyBytes_AS_STRING(raw)
+            if memcmp(data, PyBytes_AS_STRING(self._raw_prefix), n) != 0:
+                return None
+            flags |= _HAD_COOKIE
+            if _id_chars(data + n):
+                s = self._provider._read(<str>PyUnicode_DecodeASCII(<const char*>data + n, 43, NULL), self._limit)
+        return self._session(s, flags, owner)
+
+    cdef inline RequestSession _session(self, Session s, int flags, object owner):
         if s is None:
             # Through the method, as the twin does: its id checks stay out of this path.
             s = self._provider.session_new(self._new_id())

@@ -1010,6 +1010,16 @@ class RequestGate:
             flags |= _FRESH
         return RequestSession(s, flags, owner)
 
+    def start_bytes(self, raw: object, https: object, owner: Any) -> Optional[RequestSession]:
+        """start() for the Cookie header as an ASGI server gives it: bytes, read as latin-1."""
+        if getattr(self, "_provider", None) is None:
+            raise TypeError("RequestGate is not initialised")
+        if raw is None:
+            return self.start(None, https, owner)
+        if type(raw) is not bytes:
+            return None
+        return self.start(raw.decode("latin-1"), https, owner)
+
     def quiet(self, session: object, https: object, owner: Any) -> bool:
         """True when owner's response needs no cookie and the store no change (session_cookie: None)."""
         if type(session) is not RequestSession or (https is not True and https is not False):

@@ -185,15 +185,19 @@ class SessionMiddleware:
             if name == b"cookie":
                 # HTTP/2 may split the Cookie header; join the parts as HTTP/1.1 would.
                 raw = value if raw is None else raw + b"; " + value
-        header = None if raw is None else raw.decode("latin-1")
-        try:
-            if is_async:
-                session = await manager.asession_start(header, https=https)
-            else:  # a sync store (memory) is called directly: microseconds, no I/O
-                session = manager.session_start(header, https=https)
-        except ProviderUnavailableError:
-            await _refuse(kind, send)
-            return
+        # The usual request over the memory store: one compiled call on the raw header.
+        gate = manager._gate if type(manager) is Manager else None
+        session = None if gate is None else gate.start_bytes(raw, https, manager)
+        if session is None:
+            header = None if raw is None else raw.decode("latin-1")
+            try:
+                if is_async:
+                    session = await manager.asession_start(header, https=https)
+                else:  # a sync store (memory) is called directly: microseconds, no I/O
+                    session = manager.session_start(header, https=https)
+            except ProviderUnavailableError:
+                await _refuse(kind, send)
+                return
         scope["session"] = session
         failed = False
         started = False
@@ -210,6 +214,8 @@ class SessionMiddleware:
                 try:
                     if at_once:  # Starlette's max_age <= 0: never stored, the cookie expired
                         cookie = manager.cookie.expired(https) if session.modified else None
+                    elif gate is not None and gate.quiet(session, https, manager):
+                        cookie = None
                     elif is_async:
                         cookie = await manager.asession_cookie(session, https=https)
                     else:

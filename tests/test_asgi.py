@@ -141,3 +141,20 @@ def test_middleware_arguments_are_checked(asgi_manager: Manager) -> None:
         SessionMiddleware(42, asgi_manager)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="manager must be a memsession Manager"):
         SessionMiddleware(build(asgi_manager), 42)  # type: ignore[arg-type]
+
+
+def test_a_manager_subclass_keeps_its_own_session_start_and_session_cookie(provider: Any) -> None:
+    calls: list[str] = []
+
+    class Audited(Manager):
+        def session_start(self, cookie_header: Any, *, https: bool = False) -> Any:
+            calls.append("start")
+            return super().session_start(cookie_header, https=https)
+
+        def session_cookie(self, session: Any, *, https: bool = False) -> Any:
+            calls.append("cookie")
+            return super().session_cookie(session, https=https)
+
+    with Audited(provider, "sid", 100) as manager, TestClient(build(manager)) as client:
+        assert [client.get("/inc").text for _ in range(3)] == ["1", "2", "3"]
+    assert calls == ["start", "cookie"] * 3

@@ -137,6 +137,63 @@ def test_start_leaves_every_other_header_and_https_to_the_manager(
     assert provider.stats()["hits"] == 0 and provider.stats()["misses"] == 0
 
 
+def latin1(header: str) -> bytes:
+    """header as an ASGI server hands it on: its latin-1 bytes, else its UTF-8 bytes."""
+    try:
+        return header.encode("latin-1")
+    except UnicodeEncodeError:
+        return header.encode()
+
+
+RAW_HEADERS = st.one_of(
+    st.none(),
+    st.binary(max_size=60),
+    st.builds(lambda sid, how: latin1(mutate(sid, how)), st.sampled_from([*IDS[:3], A_ID]), HOW),
+)
+
+
+@EXAMPLES
+@given(raw=RAW_HEADERS, https=st.sampled_from([True, False, 1]))
+def test_start_bytes_answers_as_start_does_on_the_headers_latin1_text(
+    core: types.ModuleType, raw: Optional[bytes], https: Any
+) -> None:
+    seen = []
+    for as_bytes in (True, False):
+        clock = FakeClock(1000.0)
+        provider = core.MemoryProvider(clock=clock)
+        for sid in IDS[:3]:
+            provider.session_init(sid)["n"] = sid
+        clock.advance(1)
+        g = core.RequestGate(provider, PREFIX, LIFETIME, LIFETIME / 2, counting_ids())
+        if as_bytes:
+            rs = g.start_bytes(raw, https, "owner")
+        else:
+            rs = g.start(None if raw is None else raw.decode("latin-1"), https, "owner")
+        shape = None if rs is None else (rs._flags, rs.sid, dict(rs), rs._record.last_used)
+        seen.append((shape, provider.stats()))
+    assert seen[0] == seen[1]
+
+
+def test_start_bytes_leaves_every_other_type_and_prefix_to_the_manager(
+    core: types.ModuleType, clock: FakeClock
+) -> None:
+    class Raw(bytes):
+        pass
+
+    provider = core.MemoryProvider(clock=clock)
+    provider.session_init(A_ID)
+    raw = (PREFIX + A_ID).encode()
+    g = gate(core, provider)
+    for header in (bytearray(raw), memoryview(raw), Raw(raw), PREFIX + A_ID, 3):
+        assert g.start_bytes(header, False, None) is None
+    # A cookie name no latin-1 header can spell: never this path.
+    euro = core.RequestGate(provider, "s\u20ac=", LIFETIME, 1.0, new_session_id)
+    assert euro.start_bytes(b"s\xe2\x82\xac=" + A_ID.encode(), False, None) is None
+    assert provider.stats()["hits"] == 0 and provider.stats()["misses"] == 0
+    assert g.start_bytes(raw, False, None).sid == A_ID  # type: ignore[union-attr]
+    assert euro.start_bytes(None, False, None)._flags == FRESH  # type: ignore[union-attr]
+
+
 def test_two_requests_of_one_session_get_their_own_request_sessions(
     core: types.ModuleType, clock: FakeClock
 ) -> None:
@@ -256,6 +313,8 @@ def test_an_uninitialised_gate_says_so(core: types.ModuleType) -> None:
     g = core.RequestGate.__new__(core.RequestGate)
     with pytest.raises(TypeError, match="RequestGate is not initialised"):
         g.start(None, False, None)
+    with pytest.raises(TypeError, match="RequestGate is not initialised"):
+        g.start_bytes(b"x", False, None)
     assert g.quiet(core.RequestSession(core.Session(A_ID), 0, None), False, None) is False
 
 
@@ -360,6 +419,7 @@ GATE_STEPS = st.lists(
         st.sampled_from([True, False, 1]),
         st.sampled_from(["read", "write", "empty", "nothing", "store", "cookie sent"]),
         WAITS,
+        st.booleans(),  # the header as bytes (start_bytes), else as text (start)
     ),
     max_size=25,
 )
@@ -391,14 +451,17 @@ def test_the_compiled_gate_and_the_twins_answer_alike(steps: list[tuple[Any, ...
         stores.append(provider)
         gates.append(core.RequestGate(provider, PREFIX, LIFETIME, LIFETIME / 2, counting_ids()))
     stored: list[str] = []  # ids the steps stored, the same in both
-    for kind, which, how, text, https, action, wait in steps:
+    for kind, which, how, text, https, action, wait, as_bytes in steps:
         clock.advance(wait)
         sids = IDS + stored
         header = None if kind == "none" else text if kind == "text" else mutate(sids[which % len(sids)], how)
         seen = []
         stored_now = None
         for provider, g in zip(stores, gates):
-            rs = g.start(header, https, "owner")
+            if as_bytes:
+                rs = g.start_bytes(None if header is None else latin1(header), https, "owner")
+            else:
+                rs = g.start(header, https, "owner")
             if rs is None:
                 seen.append(None)
                 continue
