@@ -1233,6 +1233,7 @@ cdef class RequestSession(dict):
     def __bool__(self):
         return len(self) > 0
 
+    @cython.binding(False)
     def get(self, key, default=None):
         """The value for key, or default."""
         self._flags |= _ACCESSED
@@ -1380,6 +1381,7 @@ cdef class RequestGate:
         self._fast_len = PyUnicode_GET_LENGTH(prefix) + 43
         self._new_id = new_id
 
+    @cython.binding(False)
     def start(self, header, https, owner):
         """owner's session for a request whose Cookie header is absent or one well-formed cookie of ours."""
         cdef int flags
@@ -1403,6 +1405,7 @@ cdef class RequestGate:
                 s = self._provider._read(<str>sid, self._limit)
         return self._session(s, flags, owner)
 
+    @cython.binding(False)
     def start_bytes(self, raw, https, owner):
         """start() for the Cookie header as an ASGI server gives it: bytes, read as latin-1."""
         cdef int flags
@@ -1435,6 +1438,7 @@ cdef class RequestGate:
             flags |= _FRESH
         return _request_session(s, flags, owner)
 
+    @cython.binding(False)
     def quiet(self, session, https, owner):
         """True when owner's response needs no cookie and the store no change (session_cookie: None)."""
         if type(session) is not RequestSession or (https is not True and https is not False):

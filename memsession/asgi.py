@@ -11,7 +11,6 @@ from .cookies import CACHE_CONTROL, VARY_COOKIE, session_headers
 from .errors import UNAVAILABLE_BODY, UNAVAILABLE_HEADERS, ConfigWarning, ProviderUnavailableError
 from .manager import Manager
 from .registry import Provider
-from .session import ACCESSED
 
 __all__ = ["SessionMiddleware"]
 
@@ -28,6 +27,7 @@ _UNAVAILABLE_START = {
     "status": 503,
     "headers": [(k.lower().encode(), v.encode()) for k, v in UNAVAILABLE_HEADERS],
 }
+_SECURE = frozenset(("https", "wss"))  # the schemes whose cookies get Secure
 _WS_TRY_AGAIN_LATER = 1013
 _VARY_COOKIE = (VARY_COOKIE[0].lower().encode(), VARY_COOKIE[1].encode())
 _NO_CACHE_SET_COOKIE = (CACHE_CONTROL[0].lower().encode(), CACHE_CONTROL[1].encode())
@@ -179,7 +179,7 @@ class SessionMiddleware:
         manager = self.manager
         is_async = manager._async
         at_once = self._at_once
-        https = scope.get("scheme") in ("https", "wss")
+        https = scope.get("scheme") in _SECURE
         raw: Optional[bytes] = None
         for name, value in scope.get("headers", ()):
             if name == b"cookie":
@@ -227,7 +227,7 @@ class SessionMiddleware:
                     else:
                         await send({**_UNAVAILABLE_START, "type": message["type"]})
                     return
-                if cookie is not None or session._flags & ACCESSED:
+                if cookie is not None or session.accessed:
                     message = {**message, "headers": _with_session(message.get("headers", ()), cookie, True)}
             await send(message)
 
