@@ -1234,7 +1234,7 @@ cdef class RequestSession(dict):
         return len(self) > 0
 
     @cython.binding(False)
-    def get(self, key, default=None):
+    def get(self, key, default=None, /):
         """The value for key, or default."""
         self._flags |= _ACCESSED
         cdef object record = self._record
@@ -1382,7 +1382,7 @@ cdef class RequestGate:
         self._new_id = new_id
 
     @cython.binding(False)
-    def start(self, header, https, owner):
+    def start(self, header, https, owner, /):
         """owner's session for a request whose Cookie header is absent or one well-formed cookie of ours."""
         cdef int flags
         cdef Session s = None
@@ -1406,7 +1406,7 @@ cdef class RequestGate:
         return self._session(s, flags, owner)
 
     @cython.binding(False)
-    def start_bytes(self, raw, https, owner):
+    def start_bytes(self, raw, https, owner, /):
         """start() for the Cookie header as an ASGI server gives it: bytes, read as latin-1."""
         cdef int flags
         cdef Session s = None
@@ -1439,7 +1439,7 @@ cdef class RequestGate:
         return _request_session(s, flags, owner)
 
     @cython.binding(False)
-    def quiet(self, session, https, owner):
+    def quiet(self, session, https, owner, /):
         """True when owner's response needs no cookie and the store no change (session_cookie: None)."""
         if type(session) is not RequestSession or (https is not True and https is not False):
             return False

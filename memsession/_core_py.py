@@ -857,7 +857,7 @@ class RequestSession(dict):  # type: ignore[type-arg]
     def __bool__(self) -> bool:
         return len(self) > 0
 
-    def get(self, key: Any, default: Any = None) -> Any:
+    def get(self, key: Any, default: Any = None, /) -> Any:
         """The value for key, or default."""
         self._flags |= _ACCESSED
         return self._record.get(key, default)
@@ -984,7 +984,7 @@ class RequestGate:
         self._fast_len = len(prefix) + 43
         self._new_id = new_id
 
-    def start(self, header: object, https: object, owner: Any) -> Optional[RequestSession]:
+    def start(self, header: object, https: object, owner: Any, /) -> Optional[RequestSession]:
         """owner's session for a request whose Cookie header is absent or one well-formed cookie of ours."""
         provider = getattr(self, "_provider", None)
         if provider is None:
@@ -1010,7 +1010,7 @@ class RequestGate:
             flags |= _FRESH
         return RequestSession(s, flags, owner)
 
-    def start_bytes(self, raw: object, https: object, owner: Any) -> Optional[RequestSession]:
+    def start_bytes(self, raw: object, https: object, owner: Any, /) -> Optional[RequestSession]:
         """start() for the Cookie header as an ASGI server gives it: bytes, read as latin-1."""
         if getattr(self, "_provider", None) is None:
             raise TypeError("RequestGate is not initialised")
@@ -1020,7 +1020,7 @@ class RequestGate:
             return None
         return self.start(raw.decode("latin-1"), https, owner)
 
-    def quiet(self, session: object, https: object, owner: Any) -> bool:
+    def quiet(self, session: object, https: object, owner: Any, /) -> bool:
         """True when owner's response needs no cookie and the store no change (session_cookie: None)."""
         if type(session) is not RequestSession or (https is not True and https is not False):
             return False

@@ -309,6 +309,24 @@ def test_both_gates_check_the_ids_they_issue_alike(new_id: Callable[[], Any]) ->
     assert seen[0] == seen[1]
 
 
+def test_the_request_path_takes_positional_arguments_only_as_dict_get_does(
+    core: types.ModuleType, clock: FakeClock
+) -> None:
+    g = gate(core, core.MemoryProvider(clock=clock))
+    rs = g.start(None, False, None)
+    calls = [
+        lambda: g.start(header=None, https=False, owner=None),
+        lambda: g.start_bytes(raw=None, https=False, owner=None),
+        lambda: g.quiet(rs, False, owner=None),
+        lambda: rs.get("n", default=0),
+        lambda: {}.get("n", default=0),
+    ]
+    for call in calls:
+        with pytest.raises(TypeError, match="keyword"):
+            call()
+    assert rs.get("n", 0) == 0 and g.quiet(rs, False, None) is False
+
+
 def test_an_uninitialised_gate_says_so(core: types.ModuleType) -> None:
     g = core.RequestGate.__new__(core.RequestGate)
     with pytest.raises(TypeError, match="RequestGate is not initialised"):
