@@ -1398,13 +1398,8 @@ cdef class RequestGate:
         """owner's session for a request whose Cookie header is absent or one well-formed cookie of ours."""
         cdef int flags
         cdef Session s = None
-        if self._provider is None:
-            raise TypeError("RequestGate is not initialised")
-        if https is True:
-            flags = _HTTPS
-        elif https is False:
-            flags = 0
-        else:
+        flags = self._flags(https)
+        if flags < 0:
             return None
         if header is not None:
             if type(header) is not str or PyUnicode_GET_LENGTH(header) != self._fast_len:
@@ -1424,13 +1419,8 @@ cdef class RequestGate:
         cdef Session s = None
         cdef const unsigned char* data
         cdef Py_ssize_t n = self._fast_len - 43
-        if self._provider is None:
-            raise TypeError("RequestGate is not initialised")
-        if https is True:
-            flags = _HTTPS
-        elif https is False:
-            flags = 0
-        else:
+        flags = self._flags(https)
+        if flags < 0:
             return None
         if raw is not None:
             if type(raw) is not bytes or PyBytes_GET_SIZE(raw) != self._fast_len or self._raw_prefix is None:
@@ -1442,6 +1432,16 @@ cdef class RequestGate:
             if _id_chars(data + n):
                 s = self._provider._read(<str>PyUnicode_DecodeASCII(<const char*>data + n, 43, NULL), self._limit)
         return self._session(s, flags, owner)
+
+    cdef inline int _flags(self, object https) except -2:
+        # A request's first flags from its https, or -1: not a bool, the Manager's to refuse.
+        if self._provider is None:
+            raise TypeError("RequestGate is not initialised")
+        if https is True:
+            return _HTTPS
+        if https is False:
+            return 0
+        return -1
 
     cdef inline RequestSession _session(self, Session s, int flags, object owner):
         if s is None:
