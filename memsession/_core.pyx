@@ -7,6 +7,7 @@ from cpython.dict cimport PyDict_DelItem, PyDict_GetItem, PyDict_SetItem, PyDict
 from cpython.mem cimport PyMem_Calloc, PyMem_Free
 from cpython.ref cimport Py_DECREF, Py_INCREF, PyObject
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
+from cpython.float cimport PyFloat_AS_DOUBLE
 from cpython.unicode cimport PyUnicode_DecodeASCII
 from libc.math cimport INFINITY, floor, isfinite
 from libc.string cimport memcmp
@@ -47,6 +48,21 @@ cdef extern from *:
     #endif
     """
     bint ms_rarely(bint) nogil
+
+cdef extern from *:
+    """
+    /* floor(now) > floor(then), exactly. Without SSE4.1 the compiler
+       inlines floor as some thirty instructions; times from zero up to
+       2**52 (every clock's) compare as truncated integers instead. */
+    static inline int ms_later_second(double now, double then) {
+        if (!(now > then)) return 0;  /* floor keeps the order; also NaN */
+        if (then >= 0.0 && now < 4503599627370496.0) {
+            return (long long)now > (long long)then;
+        }
+        return floor(now) > floor(then);
+    }
+    """
+    bint ms_later_second(double now, double then) nogil
 
 cdef extern from *:
     """
@@ -707,7 +723,7 @@ cdef class MemoryProvider:
         # off both list neighbours (two more cache misses per read), and
         # expiry still decides on the recorded time.
         now = self._not_before_tail(now)
-        if ms_rarely(floor(now) > floor(s.last_used)):
+        if ms_rarely(ms_later_second(now, s.last_used)):
             s.last_used = now
             if self._table.tail != <void*>s:
                 self._unlink(s)
@@ -725,15 +741,13 @@ cdef class MemoryProvider:
         self._drop(s)
         return 0
 
-    cdef inline Session _stale_head(self, double now):
-        """The least recently used session if it idled past the reclaim limit."""
-        cdef Session head
-        if self._reclaim_after < 0.0 or self._table.head == NULL:
-            return None
-        head = <Session>self._table.head
-        if ms_rarely(now - head.last_used > self._reclaim_after):
-            return head
-        return None
+    cdef inline bint _head_stale(self, double now) noexcept:
+        """Whether the least recently used session idled past the reclaim limit."""
+        return (
+            self._reclaim_after >= 0.0
+            and self._table.head != NULL
+            and now - (<Session>self._table.head).last_used > self._reclaim_after
+        )
 
     cdef int _store(self, Session s, double now) except -1:
         """Link a detached session, evicting the LRU one at capacity.
@@ -746,12 +760,12 @@ cdef class MemoryProvider:
         cdef Session stale1 = None
         cdef Session stale2 = None
         s.created = s.last_used = self._not_before_tail(now)
-        stale1 = self._stale_head(now)
-        if stale1 is not None:
+        if self._head_stale(now):
+            stale1 = <Session>self._table.head
             self._remove(stale1)
             self._expired += 1
-            stale2 = self._stale_head(now)
-            if stale2 is not None:
+            if self._head_stale(now):
+                stale2 = <Session>self._table.head
                 self._remove(stale2)
                 self._expired += 1
         if self._max_sessions and self._table.used >= self._max_sessions:
@@ -816,7 +830,9 @@ cdef class MemoryProvider:
         cdef double limit = -1.0
         if type(sid) is not str or PyUnicode_GET_LENGTH(sid) == 0:
             sid = _check_sid(sid)
-        if max_lifetime is not None:
+        if type(max_lifetime) is float and PyFloat_AS_DOUBLE(max_lifetime) >= 0.0:
+            limit = PyFloat_AS_DOUBLE(max_lifetime)  # the usual argument, already valid
+        elif max_lifetime is not None:
             limit = _as_seconds(max_lifetime, "max_lifetime")
         return self._read(<str>sid, limit)
 
@@ -839,8 +855,9 @@ cdef class MemoryProvider:
         self._hits += 1
         # Reads reclaim too (one stale session at most), so traffic that only
         # reads cannot keep expired sessions in memory either.
-        cdef Session stale = self._stale_head(now)
-        if ms_rarely(stale is not None):
+        cdef Session stale
+        if ms_rarely(self._head_stale(now)):
+            stale = <Session>self._table.head
             self._remove(stale)
             self._expired += 1
         return s

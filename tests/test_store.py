@@ -182,6 +182,32 @@ def test_a_use_within_the_same_second_records_the_time_without_moving(
     assert second.last_used < first.last_used == clock()
 
 
+@pytest.mark.parametrize(
+    ("first_use", "second_use", "moves"),
+    [
+        (-0.5, 0.5, True),  # from second -1 into second 0
+        (-1.5, -1.0, True),
+        (-1.75, -1.25, False),  # both in second -2
+        (-0.25, -0.0, True),
+        (2.0**52 - 0.5, 2.0**52, True),  # where fractions end
+        (2.0**53, 2.0**53 + 2.0, True),  # where odd integers end
+        (3.0, 3.999, False),
+    ],
+)
+def test_a_use_moves_a_session_only_in_a_later_whole_second_on_any_clock(
+    core: types.ModuleType, first_use: float, second_use: float, moves: bool
+) -> None:
+    now = [first_use]
+    provider = core.MemoryProvider(clock=lambda: now[0])
+    provider.session_init("a")
+    provider.session_init("b")
+    now[0] = second_use
+    provider.session_read("a")
+    order = ["b", "a"] if moves else ["a", "b"]
+    assert [s.sid for s in provider.sessions()] == order
+    assert provider.session_read("a").last_used == second_use
+
+
 def test_expiry_uses_the_recorded_time_not_the_place_in_the_list(provider: Any, clock: FakeClock) -> None:
     clock.advance(math.ceil(clock()) - clock())
     early = provider.session_init("early")
