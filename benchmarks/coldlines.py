@@ -83,8 +83,8 @@ def drive(variant: str, requests: int) -> None:
     asyncio.run(run())
 
 
-def _count(valgrind: str, variant: str, requests: int) -> dict[str, int]:
-    """cachegrind's totals for one child run."""
+def cachegrind_totals(valgrind: str, module: str, *args: str) -> dict[str, int]:
+    """cachegrind's totals (instructions, code and data lines missed) for `python -m module --child *args`."""
     with tempfile.TemporaryDirectory() as tmp:
         argv = [
             valgrind,
@@ -94,15 +94,14 @@ def _count(valgrind: str, variant: str, requests: int) -> dict[str, int]:
             f"--cachegrind-out-file={os.path.join(tmp, 'out')}",
             sys.executable,
             "-m",
-            "benchmarks.coldlines",
+            module,
             "--child",
-            variant,
-            str(requests),
+            *args,
         ]
         env = dict(os.environ, PYTHONHASHSEED="0")
-        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     if done.returncode != 0:
-        raise RuntimeError(f"cachegrind run of {variant} failed:\n{done.stderr[-2000:]}")
+        raise RuntimeError(f"cachegrind run of {module} {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     totals = {}
     for name, pattern in _TOTALS.items():
         found = re.search(pattern, done.stderr)
@@ -110,6 +109,11 @@ def _count(valgrind: str, variant: str, requests: int) -> dict[str, int]:
             raise RuntimeError(f"no {name} total in cachegrind's output:\n{done.stderr[-2000:]}")
         totals[name] = int(found.group(1).replace(",", ""))
     return totals
+
+
+def _count(valgrind: str, variant: str, requests: int) -> dict[str, int]:
+    """cachegrind's totals for one child run."""
+    return cachegrind_totals(valgrind, "benchmarks.coldlines", variant, str(requests))
 
 
 def measure(valgrind: str, few: int = FEW, many: int = MANY) -> dict[str, Cost]:
