@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from typing import Any
 
 from .memory import NAMES
@@ -12,12 +13,18 @@ PEER = "#999999"
 # A panel whose slowest candidate is this many times its fastest gets a log axis,
 # so the fast bars stay visible next to network round trips.
 LOG_SPREAD = 30.0
+TITLE_WIDTH = 90  # characters of a title line at the chart's width and font
 
 
 def _color(name: str) -> str:
     """memsession's bars (its named providers' too) in blue, the peers' and floors' in grey."""
     ours = ("RedisProvider", "CachedRedisProvider", "MemoryProvider")
     return OURS if "memsession" in name or name.startswith(ours) else PEER
+
+
+def _wrapped(title: str) -> str:
+    """A group's title in lines that fit the chart's width."""
+    return textwrap.fill(title, TITLE_WIDTH)
 
 
 def _group_panel(ax: Any, group: dict[str, Any]) -> None:
@@ -42,7 +49,7 @@ def _group_panel(ax: Any, group: dict[str, Any]) -> None:
         ax.text(v, i, text, va="center", fontsize=7)
     scale = "log scale, " if log else ""
     note = f"time per operation relative to memsession ({scale}lower is faster)"
-    ax.set_title(f"{group['title']}\n{note}", fontsize=9)
+    ax.set_title(f"{_wrapped(group['title'])}\n{note}", fontsize=9)
     ax.tick_params(labelsize=8)
 
 
@@ -72,7 +79,9 @@ def plot(results: dict[str, Any], path: str) -> None:
     memory = results["memory_bytes_per_session"]
     panels = len(groups) + (1 if memory else 0)
     rows = [len(g["median_seconds"]) for g in groups] + ([len(memory)] if memory else [])
-    heights = [0.6 + 0.3 * n for n in rows]  # inches: a title plus a band per bar
+    titles = [_wrapped(g["title"]).count("\n") for g in groups] + ([0] if memory else [])
+    # inches: a title (and each line it wraps to) plus a band per bar
+    heights = [0.6 + 0.15 * t + 0.3 * n for n, t in zip(rows, titles)]
     fig, axes = plt.subplots(
         panels,
         1,
