@@ -60,7 +60,7 @@ cdef extern from *:
 cdef extern from *:
     """
     /* floor(now) > floor(then), exactly. Without SSE4.1 the compiler
-       inlines floor as some thirty instructions; times from zero up to
+       inlines each floor as some fifteen instructions; times from zero up to
        2**52 (every clock's) compare as truncated integers instead. */
     static inline int ms_later_second(double now, double then) {
         if (!(now > then)) return 0;  /* floor keeps the order; also NaN */
