@@ -191,6 +191,8 @@ def test_a_use_within_the_same_second_records_the_time_without_moving(
         (-0.25, -0.0, True),
         (2.0**52 - 0.5, 2.0**52, True),  # where fractions end
         (2.0**53, 2.0**53 + 2.0, True),  # where odd integers end
+        (2.0**63 - 2048.0, 2.0**63, True),  # past any integer conversion
+        (2.0**63, 2.0**63 + 2048.0, True),
         (3.0, 3.999, False),
     ],
 )
