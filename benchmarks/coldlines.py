@@ -57,6 +57,11 @@ class Cost:
     def __sub__(self, other: Cost) -> Cost:
         return Cost(self.instructions - other.instructions, self.code - other.code, self.data - other.data)
 
+    @classmethod
+    def per_unit(cls, few: dict[str, int], many: dict[str, int], units: float) -> Cost:
+        """What each of `units` more units of work added between two runs' cachegrind totals."""
+        return cls(*((many[k] - few[k]) / units for k in _TOTALS))
+
     @property
     def lines(self) -> float:
         return self.code + self.data
@@ -111,20 +116,18 @@ def cachegrind_totals(valgrind: str, module: str, *args: str) -> dict[str, int]:
     return totals
 
 
-def _count(valgrind: str, variant: str, requests: int) -> dict[str, int]:
-    """cachegrind's totals for one child run."""
-    return cachegrind_totals(valgrind, "benchmarks.coldlines", variant, str(requests))
-
-
 def measure(valgrind: str, few: int = FEW, many: int = MANY) -> dict[str, Cost]:
     """The floor's and memsession's cold cost per request, start-up and eviction taken off."""
     runs = [(v, n) for v in (EVICT_ONLY, *VARIANTS) for n in (few, many)]
+
+    def count(run: tuple[str, int]) -> dict[str, int]:
+        return cachegrind_totals(valgrind, "benchmarks.coldlines", run[0], str(run[1]))
+
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        totals = dict(zip(runs, pool.map(lambda run: _count(valgrind, *run), runs)))
+        totals = dict(zip(runs, pool.map(count, runs)))
 
     def per_request(variant: str) -> Cost:
-        a, b = totals[variant, few], totals[variant, many]
-        return Cost(*((b[k] - a[k]) / (many - few) for k in _TOTALS))
+        return Cost.per_unit(totals[variant, few], totals[variant, many], many - few)
 
     evict = per_request(EVICT_ONLY)
     return {v: per_request(v) - evict for v in VARIANTS}

@@ -31,3 +31,14 @@ def measure(benchmark: Any, group: Group, case: Candidate) -> None:
         return (), {}
 
     benchmark.pedantic(lambda: holder["run"](), setup=setup, rounds=SIZES.rounds, iterations=1)
+
+
+@pytest.fixture
+def valgrind() -> str:
+    """valgrind's path; the test is skipped when it is absent and cannot be installed."""
+    from .coldlines import find_valgrind
+
+    found = find_valgrind()
+    if found is None:
+        pytest.skip("valgrind is absent and cannot be installed here")
+    return found

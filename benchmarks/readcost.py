@@ -52,11 +52,7 @@ def measure(valgrind: str, size: int = SIZE, reads: int = READS) -> dict[str, Co
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         totals = dict(zip(runs, pool.map(count, runs)))
-    per = (MANY - FEW) * reads
-    return {
-        v: Cost(*((totals[v, MANY][k] - totals[v, FEW][k]) / per for k in ("instructions", "code", "data")))
-        for v in VARIANTS
-    }
+    return {v: Cost.per_unit(totals[v, FEW], totals[v, MANY], (MANY - FEW) * reads) for v in VARIANTS}
 
 
 def report(costs: dict[str, Cost], size: int = SIZE) -> str:

@@ -2,15 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
-from .coldlines import VARIANTS, find_valgrind, measure, report
+from .coldlines import VARIANTS, measure, report
 
 
-def test_cold_request_counts_the_store_on_top_of_the_floor() -> None:
-    valgrind = find_valgrind()
-    if valgrind is None:
-        pytest.skip("valgrind is absent and cannot be installed here")
+def test_cold_request_counts_the_store_on_top_of_the_floor(valgrind: str) -> None:
     costs = measure(valgrind, few=3, many=13)
     assert set(costs) == set(VARIANTS)
     for cost in costs.values():

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
-from .coldlines import find_valgrind
 from .readcost import OURS, VARIANTS, measure, report
 from .store import DATA_FLOOR, LOOKUP_FLOOR
 
 
-def test_a_read_counts_the_store_on_top_of_the_lookup_floor() -> None:
-    valgrind = find_valgrind()
-    if valgrind is None:
-        pytest.skip("valgrind is absent and cannot be installed here")
+def test_a_read_counts_the_store_on_top_of_the_lookup_floor(valgrind: str) -> None:
     costs = measure(valgrind, size=2_000, reads=4_000)
     assert set(costs) == set(VARIANTS)
     # Each read runs at least the interpreter's loop and one call.

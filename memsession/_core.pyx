@@ -39,18 +39,15 @@ cdef extern from *:
 
 cdef extern from *:
     """
-    /* Branches a usual read never takes: the compiler lays them out of its
-       way, so a read touches fewer lines of code. */
+    /* ms_rarely: a branch a usual read never takes, which the compiler
+       lays out of its way, so a read touches fewer lines of code.
+       ms_prefetch: ask for the line at p, to be written, while other loads
+       are under way (a hint: it changes nothing else). */
     #if defined(__GNUC__) || defined(__clang__)
     #define ms_rarely(x) __builtin_expect(!!(x), 0)
-    #else
-    #define ms_rarely(x) (x)
-    #endif
-    /* Ask for the line at p, to be written, while other loads are under
-       way (a hint: it changes nothing else). */
-    #if defined(__GNUC__) || defined(__clang__)
     #define ms_prefetch(p) __builtin_prefetch((const void *)(p), 1, 3)
     #else
+    #define ms_rarely(x) (x)
     #define ms_prefetch(p) ((void)0)
     #endif
     """
