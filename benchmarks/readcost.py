@@ -1,4 +1,4 @@
-"""What one read costs, counted by cachegrind: memsession's session_read against the two floors.
+"""What one read costs, counted by cachegrind: memsession's session_read against the floors.
 
 The read group's times move with this shared machine's hour (see the README's
 "Performance"); the instructions a read executes and the cache lines it
@@ -23,12 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional, Sequence
 
 from .coldlines import Cost, cachegrind_totals, find_valgrind
-from .store import DATA_FLOOR, LOOKUP_FLOOR, read_group
+from .store import DATA_FLOOR, LOOKUP_FLOOR, OBJECT_FLOOR, read_group
 
 SIZE, READS = 100_000, 200_000
 FEW, MANY = 1, 3  # passes over the ids
 OURS = "memsession (compiled)"
-VARIANTS = (LOOKUP_FLOOR, DATA_FLOOR, OURS)
+VARIANTS = (LOOKUP_FLOOR, OBJECT_FLOOR, DATA_FLOOR, OURS)
+FLOORS = (("lookup floor", LOOKUP_FLOOR), ("object floor", OBJECT_FLOOR))
 
 
 def drive(variant: str, size: int, reads: int, passes: int) -> None:
@@ -56,13 +57,14 @@ def measure(valgrind: str, size: int = SIZE, reads: int = READS) -> dict[str, Co
 
 
 def report(costs: dict[str, Cost], size: int = SIZE) -> str:
-    """The table: per read, each variant, and memsession's over the lookup floor's."""
-    ours, floor = costs[OURS], costs[LOOKUP_FLOOR]
+    """The table: per read, each variant, and memsession's over the lookup and object floors'."""
+    ours = costs[OURS]
     lines = [
         f"read + mark used, {size:,} live sessions, random ids (cachegrind, 1 MB last-level cache)",
         f"  {'':42} {'instructions':>12} {'code lines':>11} {'data lines':>11}",
     ]
-    for name, c in [*costs.items(), ("memsession - lookup floor", ours - floor)]:
+    over = [(f"memsession - {floor}", ours - costs[name]) for floor, name in FLOORS]
+    for name, c in [*costs.items(), *over]:
         code, data = round(c.code, 2) + 0.0, round(c.data, 2) + 0.0  # no "-0.00"
         lines.append(f"  {name:42} {c.instructions:12,.0f} {code:11,.2f} {data:11,.2f}")
     return "\n".join(lines)

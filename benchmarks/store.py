@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import random
+import statistics
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 from .runner import Candidate, Group
@@ -52,6 +54,7 @@ def memory_store(cls: Any, ids: list[str], **kwargs: Any) -> Any:
 
 
 LOOKUP_FLOOR = "dict.get (lookup floor)"
+OBJECT_FLOOR = "dict.get, own dict per id (object floor)"
 DATA_FLOOR = "dict-of-dicts get + one key (data floor)"
 CACHEBOX_LRU = "cachebox LRUCache.get"
 LRU_DICT = "lru-dict get"
@@ -63,13 +66,39 @@ def read_key(size: int) -> str:
     return f"read-{size}"
 
 
-def read_group(size: int, ops: int) -> Group:
-    """Read and mark used, random ids over `size` live sessions, next to two floors and the peers.
+@dataclass
+class ReadGroup(Group):
+    """The read group, whose notes give memsession's and the object floor's ratios to the lookup floor."""
+
+    ours: str = ""
+
+    def notes(self) -> dict[str, str]:
+        """Per timed row: its median's ratio to the lookup floor's, and memsession's round by round."""
+        floor = self.times.get(LOOKUP_FLOOR)
+        if not floor:
+            return {}
+        notes = {}
+        for name in (self.ours, OBJECT_FLOOR):
+            if self.times.get(name):
+                notes[name] = f"{self.median(name) / self.median(LOOKUP_FLOOR):.2f} the lookup floor"
+        if self.times.get(self.ours):
+            # Each round's own ratio: drift of the machine between rounds cancels out.
+            ratios = sorted(o / f for o, f in zip(self.times[self.ours], floor))
+            notes[self.ours] += (
+                f"; round by round: median {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+            )
+        return notes
+
+
+def read_group(size: int, ops: int) -> ReadGroup:
+    """Read and mark used, random ids over `size` live sessions, next to three floors and the peers.
 
     Every row is the same loop over the same random ids, one call per id, so the
     loop's overhead is in each of them. The floors: dict.get on a dict mapping
-    every id to one shared value (the hash lookup alone), and a dict of per-id
-    dicts read down to one key (the lookup plus reaching each session's own data).
+    every id to one shared value (the hash lookup alone); dict.get on a dict
+    mapping every id to its own one-key dict (the lookup plus handing back each
+    id's own object, as any store of session objects must); and that dict read
+    down to one key (the lookup plus reaching each session's own data).
     """
     ids = make_ids(size)
     order = [ids[i] for i in random.Random(2).choices(range(size), k=ops)]
@@ -96,6 +125,15 @@ def read_group(size: int, ops: int) -> Group:
 
         return run
 
+    def prep_object() -> Run:
+        get = {sid: {"user_id": 1} for sid in ids}.get
+
+        def run() -> None:
+            for sid in order:
+                get(sid)
+
+        return run
+
     def prep_data() -> Run:
         data: Any = {sid: {"user_id": 1} for sid in ids}
         get = data.get
@@ -106,7 +144,7 @@ def read_group(size: int, ops: int) -> Group:
 
         return run
 
-    preps += [(LOOKUP_FLOOR, prep_lookup), (DATA_FLOOR, prep_data)]
+    preps += [(LOOKUP_FLOOR, prep_lookup), (OBJECT_FLOOR, prep_object), (DATA_FLOOR, prep_data)]
 
     def getter(cache: Any) -> Run:
         """A run of cache.get over the ids, cache filled with one-key sessions first."""
@@ -169,13 +207,14 @@ def read_group(size: int, ops: int) -> Group:
             state.clear()
 
     title = f"read + mark used, {size:,} live sessions, random ids"
-    return Group(
+    return ReadGroup(
         read_key(size),
         title,
         [Candidate(name, state) for (name, _), state in zip(preps, states)],
         ops,
         cleanup=cleanup,
         show_range=True,
+        ours=preps[0][0],
     )
 
 

@@ -17,6 +17,7 @@ from .store import (
     LOOKUP_FLOOR,
     LRU_DICT,
     TTL_GET_SET,
+    ReadGroup,
     cores,
     create_group,
     destroy_group,
@@ -252,10 +253,11 @@ def _results(
                 ),
                 **({"requests_per_second": g.rps()} if isinstance(g, LatencyGroup) else {}),
                 **(
-                    {"requests_per_second_range": g.spread(), "notes": g.notes()}
+                    {"requests_per_second_range": g.spread()}
                     if isinstance(g, (WorkersGroup, E2EGroup))
                     else {}
                 ),
+                **({"notes": g.notes()} if isinstance(g, (WorkersGroup, E2EGroup, ReadGroup)) else {}),
             }
             for g in groups
             if g.candidates
