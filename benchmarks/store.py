@@ -68,26 +68,31 @@ def read_key(size: int) -> str:
 
 @dataclass
 class ReadGroup(Group):
-    """The read group, whose notes give memsession's and the object floor's ratios to the lookup floor."""
+    """The read group, whose notes set memsession and the object floor against the lookup floor."""
 
     ours: str = ""
 
     def notes(self) -> dict[str, str]:
-        """Per timed row: its median's ratio to the lookup floor's, and memsession's round by round."""
-        floor = self.times.get(LOOKUP_FLOOR)
-        if not floor:
-            return {}
+        """memsession against the lookup and object floors, the object floor against the lookup floor."""
+        timed = {name for name, times in self.times.items() if times}
         notes = {}
-        for name in (self.ours, OBJECT_FLOOR):
-            if self.times.get(name):
-                notes[name] = f"{self.median(name) / self.median(LOOKUP_FLOOR):.2f} the lookup floor"
-        if self.times.get(self.ours):
-            # Each round's own ratio: drift of the machine between rounds cancels out.
-            ratios = sorted(o / f for o, f in zip(self.times[self.ours], floor))
-            notes[self.ours] += (
-                f"; round by round: median {statistics.median(ratios):.2f} ({ratios[0]:.2f}-{ratios[-1]:.2f})"
+        if {self.ours, LOOKUP_FLOOR} <= timed:
+            # Each round's own ratio: drift of the machine from round to round cancels out.
+            rounds = sorted(o / f for o, f in zip(self.times[self.ours], self.times[LOOKUP_FLOOR]))
+            notes[self.ours] = (
+                f"{self._ratio(self.ours, LOOKUP_FLOOR)}x the lookup floor's median"
+                f" (round by round: median {statistics.median(rounds):.2f}, {rounds[0]:.2f}-{rounds[-1]:.2f})"
             )
+        if {self.ours, OBJECT_FLOOR} <= timed:
+            text = f"{self._ratio(self.ours, OBJECT_FLOOR)}x the object floor's"
+            notes[self.ours] = f"{notes[self.ours]}, {text}" if self.ours in notes else f"{text} median"
+        if {OBJECT_FLOOR, LOOKUP_FLOOR} <= timed:
+            notes[OBJECT_FLOOR] = f"{self._ratio(OBJECT_FLOOR, LOOKUP_FLOOR)}x the lookup floor's median"
         return notes
+
+    def _ratio(self, name: str, floor: str) -> str:
+        """The ratio of two rows' medians, as the notes print it."""
+        return f"{self.median(name) / self.median(floor):.2f}"
 
 
 def read_group(size: int, ops: int) -> ReadGroup:
