@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import timedelta
 from typing import Any, Callable, Optional
 
 import pytest
@@ -367,3 +368,116 @@ TwinCores.TestCase.settings = settings(
     suppress_health_check=[HealthCheck.too_slow],
 )
 test_cores_agree = TwinCores.TestCase
+
+
+class _Seconds(float):
+    """A float subclass: not the plain float a read's usual call passes."""
+
+
+class _Id(str):
+    """A str subclass (not the exact str a read's usual call passes) that counts its hash and == calls."""
+
+    calls = 0
+
+    def __hash__(self) -> int:
+        _Id.calls += 1
+        return str.__hash__(self)
+
+    def __eq__(self, other: object) -> bool:
+        _Id.calls += 1
+        return str.__eq__(self, other)
+
+
+LIVE, GONE = "L" * 43, "G" * 43
+READ_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((LIVE,), {}),
+    ((LIVE, 5.0), {}),
+    ((LIVE, 0.0), {}),
+    ((LIVE, 0.5), {}),
+    ((LIVE, None), {}),
+    ((LIVE, 5), {}),
+    ((LIVE, 0), {}),
+    ((LIVE, True), {}),
+    ((LIVE, -0.0), {}),
+    ((LIVE, -1.0), {}),
+    ((LIVE, math.nan), {}),
+    ((LIVE, math.inf), {}),
+    ((LIVE, _Seconds(5.0)), {}),
+    ((LIVE, _Seconds(0.5)), {}),
+    ((LIVE, timedelta(seconds=5)), {}),
+    ((LIVE, "5"), {}),
+    ((_Id(LIVE),), {}),
+    ((_Id(LIVE), 0.5), {}),
+    ((GONE,), {}),
+    ((GONE, 5.0), {}),
+    (("",), {}),
+    (("", 5.0), {}),
+    ((3,), {}),
+    ((None, 5.0), {}),
+    ((b"L" * 43, 5.0), {}),
+    ((), {"sid": LIVE}),
+    ((), {"sid": LIVE, "max_lifetime": 0.5}),
+    ((LIVE,), {"max_lifetime": 5.0}),
+    ((LIVE,), {"max_lifetime": 0.5}),
+    ((), {"sid": GONE, "max_lifetime": 5.0}),
+]
+# Calls Python itself refuses before the method runs: each core words that its own way.
+UNBOUND_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
+    ((), {}),
+    ((LIVE, 5.0, 1.0), {}),
+    ((LIVE,), {"sid": LIVE}),
+    ((LIVE,), {"lifetime": 5.0}),
+    ((LIVE, 5.0), {"max_lifetime": 5.0}),
+]
+
+
+def _read_in_each_core(args: tuple[Any, ...], kwargs: dict[str, Any]) -> list[Any]:
+    """Per core: what session_read(*args, **kwargs) answered, the stats after, the live session."""
+    found = []
+    for core in (_core, _core_py):
+        # A fresh str subclass each time: one that was hashed before keeps its hash.
+        args = tuple(_Id(str.__str__(a)) if isinstance(a, _Id) else a for a in args)
+        clock = FakeClock(100.0)
+        provider = core.MemoryProvider(clock=clock)
+        provider.session_init(LIVE)["k"] = 1
+        clock.advance(1.0)  # idle 1 s: expired for a lifetime of 0.5, live for 5
+        result = outcome(lambda p=provider, a=args: p.session_read(*a, **kwargs))
+        found.append((result, provider.stats(), view(peek(provider, LIVE))))
+    return found
+
+
+@pytest.mark.parametrize(("args", "kwargs"), READ_CALLS, ids=[repr(c)[:60] for c in READ_CALLS])
+def test_every_way_of_calling_session_read_answers_as_the_twin_does(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    # The compiled core takes the usual call (exact str, plain float or no
+    # lifetime, by position) on a short path of its own; every call must
+    # still get the twin's answer, error and effect on the store.
+    _Id.calls = 0
+    compiled, twin = _read_in_each_core(args, kwargs)
+    assert compiled == twin
+    assert _Id.calls == 0  # a str subclass's own code never runs inside the store
+
+
+@pytest.mark.parametrize(("args", "kwargs"), UNBOUND_CALLS, ids=[repr(c)[:60] for c in UNBOUND_CALLS])
+def test_a_call_session_read_cannot_take_is_a_type_error_that_changes_nothing(
+    args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> None:
+    compiled, twin = _read_in_each_core(args, kwargs)
+    assert compiled[0][:2] == twin[0][:2] == ("error", TypeError)
+    assert "session_read()" in compiled[0][2]
+    assert compiled[1:] == twin[1:]
+    assert compiled[1]["hits"] == compiled[1]["misses"] == 0
+
+
+def test_the_compiled_session_read_stays_a_plain_method() -> None:
+    assert _core._read_entry_installed()
+    method = _core.MemoryProvider.__dict__["session_read"]
+    assert type(method) is type(_core.MemoryProvider.__dict__["session_update"])
+    assert method.__qualname__ == "MemoryProvider.session_read"
+    assert method.__doc__ == _core_py.MemoryProvider.session_read.__doc__
+    provider = _core.MemoryProvider()
+    s = provider.session_init(LIVE)
+    assert _core.MemoryProvider.session_read(provider, LIVE, 5.0) is s
+    with pytest.raises(TypeError, match="session_read"):
+        _core.MemoryProvider.session_read(object(), LIVE, 5.0)
