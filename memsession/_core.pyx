@@ -1064,31 +1064,28 @@ _install_table_hooks()
 
 cdef extern from *:
     """
-    typedef PyObject *(*ms_read_entry)(PyObject *, PyObject **, Py_ssize_t, PyObject *);
     typedef PyObject *(*ms_fastcall)(PyObject *, PyObject *const *, Py_ssize_t, PyObject *);
     static ms_fastcall ms_read_general;
     static PyMethodDef ms_read_def;
 
     /* Put entry in place of the type's session_read method, keeping its
        name and doc; calls entry does not take go to the method it replaces. */
-    static int ms_install_read(PyTypeObject *type, ms_read_entry entry) {
+    static int ms_install_read(PyTypeObject *type, ms_fastcall entry) {
         PyObject *method = PyDict_GetItemString(type->tp_dict, "session_read");
         if (method == NULL || !PyObject_TypeCheck(method, &PyMethodDescr_Type)) return 0;
         PyMethodDef *general = ((PyMethodDescrObject *)method)->d_method;
         if (general->ml_flags != (METH_FASTCALL | METH_KEYWORDS)) return 0;
-        ms_read_general = (ms_fastcall)(void (*)(void))general->ml_meth;
         ms_read_def = *general;
         ms_read_def.ml_meth = (PyCFunction)(void (*)(void))entry;
         PyObject *fast = PyDescr_NewMethod(type, &ms_read_def);
         if (fast == NULL) return -1;
+        /* Set before the type holds the entry, which calls it. */
+        ms_read_general = (ms_fastcall)(void (*)(void))general->ml_meth;
         int failed = PyDict_SetItemString(type->tp_dict, "session_read", fast);
         Py_DECREF(fast);
+        if (failed) ms_read_general = NULL;
         PyType_Modified(type);
         return failed;
-    }
-
-    static PyObject *ms_read_parsed(PyObject *self, PyObject **args, Py_ssize_t nargs, PyObject *kwnames) {
-        return ms_read_general(self, (PyObject *const *)args, nargs, kwnames);
     }
 
     /* The limit a lifetime argument gives without parsing (-1: none), or
@@ -1107,15 +1104,16 @@ cdef extern from *:
         return PyUnicode_CheckExact(sid) && PyUnicode_GET_LENGTH(sid) > 0;
     }
     """
-    ctypedef object (*ms_read_entry)(object, PyObject**, Py_ssize_t, PyObject*)
-    int ms_install_read(type t, ms_read_entry entry) except -1
-    object ms_read_parsed(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames)
+    ctypedef PyObject* ms_arg "PyObject *const"
+    ctypedef object (*ms_fastcall)(object, ms_arg*, Py_ssize_t, PyObject*)
+    ms_fastcall ms_read_general
+    int ms_install_read(type t, ms_fastcall entry) except -1
     double ms_plain_limit(PyObject* lifetime) noexcept
     bint ms_plain_sid(PyObject* sid) noexcept
     bint ms_read_installed() noexcept
 
 
-cdef object _session_read_entry(object self, PyObject** args, Py_ssize_t nargs, PyObject* kwnames):
+cdef object _session_read_entry(object self, ms_arg* args, Py_ssize_t nargs, PyObject* kwnames):
     # The usual call, read(sid, lifetime) by position with an exact str and a
     # float (or no lifetime), goes straight to _read. Cython's general
     # argument parsing (a new reference to each argument, the keyword checks)
@@ -1127,7 +1125,7 @@ cdef object _session_read_entry(object self, PyObject** args, Py_ssize_t nargs, 
             limit = ms_plain_limit(args[1])
         if limit >= -1.0:
             return (<MemoryProvider>self)._read(<str><object>args[0], limit)
-    return ms_read_parsed(self, args, nargs, kwnames)
+    return ms_read_general(self, args, nargs, kwnames)
 
 
 ms_install_read(MemoryProvider, _session_read_entry)

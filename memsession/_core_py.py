@@ -140,13 +140,18 @@ def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+def _float(value: object) -> float:
+    """A checked number's value; a float subclass's own, not what its __float__ says (as C reads it)."""
+    return float.__float__(value) if isinstance(value, float) else float(value)  # type: ignore[arg-type]
+
+
 def _as_seconds(value: object, name: str) -> float:
     """Convert a lifetime argument (seconds or a timedelta) to float seconds, validating it."""
     if isinstance(value, timedelta):
         value = value.total_seconds()
     if not _is_number(value):
         raise TypeError(f"{name} must be a number of seconds, not {type(value).__name__}")
-    result = float(value)  # type: ignore[arg-type]
+    result = _float(value)
     if not result >= 0.0:
         raise ValueError(f"{name} must be a non-negative number of seconds, got {value!r}")
     return result
@@ -156,7 +161,7 @@ def _as_time(value: object) -> float:
     """Validate what an injected clock returned."""
     if not _is_number(value):
         raise TypeError(f"clock must return a number, not {type(value).__name__}")
-    result = float(value)  # type: ignore[arg-type]
+    result = _float(value)
     if not math.isfinite(result):
         raise ValueError(f"clock must return a finite number, got {value!r}")
     return result

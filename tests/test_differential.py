@@ -374,6 +374,13 @@ class _Seconds(float):
     """A float subclass: not the plain float a read's usual call passes."""
 
 
+class _Lying(float):
+    """A float whose __float__ says something else than its value."""
+
+    def __float__(self) -> float:
+        return 1e9
+
+
 class _Id(str):
     """A str subclass (not the exact str a read's usual call passes) that counts its hash and == calls."""
 
@@ -404,6 +411,7 @@ READ_CALLS: list[tuple[tuple[Any, ...], dict[str, Any]]] = [
     ((LIVE, math.inf), {}),
     ((LIVE, _Seconds(5.0)), {}),
     ((LIVE, _Seconds(0.5)), {}),
+    ((LIVE, _Lying(0.5)), {}),
     ((LIVE, timedelta(seconds=5)), {}),
     ((LIVE, "5"), {}),
     ((_Id(LIVE),), {}),
@@ -481,3 +489,10 @@ def test_the_compiled_session_read_stays_a_plain_method() -> None:
     assert _core.MemoryProvider.session_read(provider, LIVE, 5.0) is s
     with pytest.raises(TypeError, match="session_read"):
         _core.MemoryProvider.session_read(object(), LIVE, 5.0)
+
+
+def test_a_float_subclass_counts_for_its_value_not_its_float_method_in_both_cores() -> None:
+    for core in (_core, _core_py):
+        provider = core.MemoryProvider(clock=lambda: _Lying(100.0))
+        assert provider.now() == 100.0
+        assert provider.session_init(LIVE).created == 100.0
