@@ -836,12 +836,12 @@ cdef class MemoryProvider:
     @cython.binding(False)
     def session_read(self, sid, max_lifetime=None):
         """The live session for sid, marked used now; None when unknown or expired."""
-        cdef double limit = -1.0
-        if type(sid) is not str or PyUnicode_GET_LENGTH(sid) == 0:
+        # The calls _session_read_entry passes on (keywords, other types), and
+        # every call where that entry is not installed.
+        if not ms_plain_sid(<PyObject*>sid):
             sid = _check_sid(sid)
-        if type(max_lifetime) is float and PyFloat_AS_DOUBLE(max_lifetime) >= 0.0:
-            limit = PyFloat_AS_DOUBLE(max_lifetime)  # the usual argument, already valid
-        elif max_lifetime is not None:
+        cdef double limit = ms_plain_limit(<PyObject*>max_lifetime)
+        if limit < -1.0:
             limit = _as_seconds(max_lifetime, "max_lifetime")
         return self._read(<str>sid, limit)
 
